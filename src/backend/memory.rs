@@ -1,0 +1,229 @@
+//! An in-memory Lease: a **test double** for the API server.
+//!
+//! It keeps one Lease with a resourceVersion counter and enforces the same
+//! optimistic-concurrency rule as the API server (a replace with a stale
+//! resourceVersion is a conflict), so the election state machine can be tested
+//! deterministically under tokio's paused clock, and `lease-elector demo` can run
+//! without a cluster. It is never a stand-in for the end-to-end tests.
+//!
+//! Each candidate gets its own [`MemoryBackend`] handle from [`MemoryLease::client`];
+//! a handle can be cut off ([`MemoryBackend::set_connected`]) to play the part
+//! of a closed network connection.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use tokio::sync::mpsc;
+
+use super::{BackendError, Change, ElectionEvent, LeaseBackend};
+
+#[derive(Default)]
+struct Store {
+    lease: Option<Lease>,
+    version: u64,
+    watchers: Vec<Watcher>,
+    events: Vec<String>,
+}
+
+struct Watcher {
+    connected: Arc<AtomicBool>,
+    tx: mpsc::UnboundedSender<Change>,
+}
+
+impl Store {
+    fn publish(&mut self, change: Change) {
+        self.watchers.retain(|w| !w.tx.is_closed());
+        for w in &self.watchers {
+            if w.connected.load(Ordering::SeqCst) {
+                let _ = w.tx.send(change.clone());
+            }
+        }
+    }
+
+    fn store(&mut self, mut lease: Lease) -> Lease {
+        self.version += 1;
+        lease.metadata.resource_version = Some(self.version.to_string());
+        self.lease = Some(lease.clone());
+        self.publish(Change::Applied(Box::new(lease.clone())));
+        lease
+    }
+}
+
+/// One in-memory Lease shared by any number of candidates.
+#[derive(Clone)]
+pub struct MemoryLease {
+    name: String,
+    namespace: String,
+    store: Arc<Mutex<Store>>,
+}
+
+impl MemoryLease {
+    /// An empty store: the Lease does not exist yet.
+    pub fn new(name: &str, namespace: &str) -> Self {
+        MemoryLease {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            store: Arc::default(),
+        }
+    }
+
+    /// A handle for one candidate, connected.
+    pub fn client(&self) -> MemoryBackend {
+        MemoryBackend {
+            lease: self.clone(),
+            connected: Arc::new(AtomicBool::new(true)),
+            requests: Arc::default(),
+        }
+    }
+
+    /// The stored Lease, as `kubectl get lease -o yaml` would show it.
+    pub fn snapshot(&self) -> Option<Lease> {
+        self.lock().lease.clone()
+    }
+
+    /// Writes a spec as an outside party would (kubectl, a Helm chart, another
+    /// elector), bumping the resourceVersion and notifying watchers.
+    pub fn write_spec(&self, spec: LeaseSpec) -> Lease {
+        let mut store = self.lock();
+        let mut lease = store.lease.clone().unwrap_or_else(|| self.blank());
+        lease.spec = Some(spec);
+        store.store(lease)
+    }
+
+    /// Deletes the Lease, as `kubectl delete lease` would.
+    pub fn delete(&self) {
+        let mut store = self.lock();
+        if store.lease.take().is_some() {
+            store.publish(Change::Deleted);
+        }
+    }
+
+    /// Kubernetes Events recorded so far, as "reason: message" lines.
+    pub fn events(&self) -> Vec<String> {
+        self.lock().events.clone()
+    }
+
+    fn blank(&self) -> Lease {
+        Lease {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: None,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
+        // A poisoned lock only means a test panicked while holding it.
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One candidate's connection to a [`MemoryLease`].
+#[derive(Clone)]
+pub struct MemoryBackend {
+    lease: MemoryLease,
+    connected: Arc<AtomicBool>,
+    requests: Arc<AtomicU64>,
+}
+
+impl MemoryBackend {
+    /// Cuts (`false`) or restores (`true`) this candidate's connection. While
+    /// cut, every request fails with a network error and no watch event
+    /// arrives; on restore the watch reports the current Lease, as a re-list
+    /// after a reconnect would.
+    pub fn set_connected(&self, connected: bool) {
+        let was = self.connected.swap(connected, Ordering::SeqCst);
+        if connected && !was {
+            let store = self.lease.lock();
+            let change = match &store.lease {
+                Some(l) => Change::Applied(Box::new(l.clone())),
+                None => Change::Deleted,
+            };
+            for w in &store.watchers {
+                if Arc::ptr_eq(&w.connected, &self.connected) {
+                    let _ = w.tx.send(Change::WatchStarted);
+                    let _ = w.tx.send(change.clone());
+                }
+            }
+        }
+    }
+
+    /// How many get/create/replace requests this handle has sent.
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<(), BackendError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        if self.connected.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(BackendError::Network(
+                "connection refused (simulated cut)".into(),
+            ))
+        }
+    }
+}
+
+impl LeaseBackend for MemoryBackend {
+    async fn get(&self) -> Result<Option<Lease>, BackendError> {
+        self.check()?;
+        Ok(self.lease.snapshot())
+    }
+
+    async fn create(&self, lease: &Lease) -> Result<Lease, BackendError> {
+        self.check()?;
+        let mut store = self.lease.lock();
+        if store.lease.is_some() {
+            return Err(BackendError::AlreadyExists);
+        }
+        let mut new = self.lease.blank();
+        new.metadata.labels = lease.metadata.labels.clone();
+        new.spec = lease.spec.clone();
+        Ok(store.store(new))
+    }
+
+    async fn replace(&self, lease: &Lease) -> Result<Lease, BackendError> {
+        self.check()?;
+        let mut store = self.lease.lock();
+        let Some(current) = store.lease.clone() else {
+            return Err(BackendError::NotFound);
+        };
+        if current.metadata.resource_version != lease.metadata.resource_version {
+            return Err(BackendError::Conflict(
+                "resourceVersion does not match".into(),
+            ));
+        }
+        let mut new = current;
+        new.spec = lease.spec.clone();
+        Ok(store.store(new))
+    }
+
+    fn watch(&self) -> mpsc::UnboundedReceiver<Change> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut store = self.lease.lock();
+        if self.connected.load(Ordering::SeqCst) {
+            let _ = tx.send(Change::WatchStarted);
+            let _ = tx.send(match &store.lease {
+                Some(l) => Change::Applied(Box::new(l.clone())),
+                None => Change::Deleted,
+            });
+        }
+        store.watchers.push(Watcher {
+            connected: self.connected.clone(),
+            tx,
+        });
+        rx
+    }
+
+    async fn record_event(&self, event: ElectionEvent, identity: &str) -> Result<(), BackendError> {
+        self.check()?;
+        let line = format!("LeaderElection: {}", event.message(identity));
+        self.lease.lock().events.push(line);
+        Ok(())
+    }
+}

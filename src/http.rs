@@ -1,0 +1,162 @@
+//! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz` and `/leader`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Readiness;
+use crate::election::Status;
+use crate::metrics::Metrics;
+use crate::supervise::ChildStatus;
+
+/// Extra time past lease_duration before a leader that stopped renewing is
+/// reported unhealthy (client-go's HealthzAdaptor takes such a timeout too).
+pub const HEALTHZ_MARGIN: Duration = Duration::from_secs(20);
+
+/// What the endpoints read from.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The candidate's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The candidate's live status.
+    pub status: watch::Receiver<Status>,
+    /// The supervised child, in `lease-elector run`.
+    pub child: Option<watch::Receiver<ChildStatus>>,
+    /// When `/readyz` answers 200.
+    pub readiness: Readiness,
+    /// The configured lease duration.
+    pub lease_duration: Duration,
+}
+
+#[derive(Serialize)]
+struct LeaderBody<'a> {
+    #[serde(flatten)]
+    status: &'a Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    child: Option<ChildStatus>,
+}
+
+impl HttpState {
+    fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        }
+        let status = self.status.borrow().clone();
+        match req.uri().path() {
+            "/metrics" => {
+                let mut r = text(StatusCode::OK, self.metrics.encode());
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static(
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    ),
+                );
+                r
+            }
+            "/healthz" | "/livez" => {
+                let stalled = status.is_leader
+                    && status
+                        .last_renew_at
+                        .is_some_and(|t| Instant::now() - t > self.lease_duration + HEALTHZ_MARGIN);
+                if stalled {
+                    text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "leader has not renewed the Lease for longer than lease_duration\n",
+                    )
+                } else {
+                    text(StatusCode::OK, "ok\n")
+                }
+            }
+            "/readyz" => {
+                let ready = match self.readiness {
+                    Readiness::Observed => status.observed,
+                    Readiness::Leader => status.is_leader,
+                };
+                if ready {
+                    text(StatusCode::OK, "ok\n")
+                } else if !status.observed {
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the Lease has not been read yet\n",
+                    )
+                } else {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "not the leader\n")
+                }
+            }
+            "/leader" => {
+                let body = LeaderBody {
+                    status: &status,
+                    child: self.child.as_ref().map(|c| c.borrow().clone()),
+                };
+                let mut r = text(
+                    StatusCode::OK,
+                    serde_json::to_string(&body).expect("status serialises"),
+                );
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/json"),
+                );
+                r
+            }
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "try /metrics, /healthz, /readyz or /leader\n",
+            ),
+        }
+    }
+}
+
+fn text(code: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = code;
+    r
+}
+
+/// Binds `addr` (so a port conflict is reported before the election starts).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves until `shutdown` is cancelled, then lets open requests finish.
+pub async fn serve(listener: TcpListener, state: HttpState, shutdown: CancellationToken) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    continue;
+                }
+            },
+        };
+        let state = state.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let resp = state.respond(&req);
+            async move { Ok::<_, Infallible>(resp) }
+        });
+        let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+    }
+}

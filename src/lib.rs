@@ -1,0 +1,49 @@
+//! # lease-elector
+//!
+//! Kubernetes Lease (coordination.k8s.io/v1) leader election with the
+//! semantics of client-go's `tools/leaderelection`, observable through
+//! Prometheus metrics, usable as a daemon, as a supervisor that runs a command
+//! only while leader, or as a library.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use lease_elector::{backend::kube::KubeBackend, election::*, metrics::Metrics};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn example(client: kube::Client) {
+//! let config = ElectionConfig {
+//!     lease: "my-controller".into(),
+//!     namespace: "default".into(),
+//!     identity: "pod-a".into(),
+//!     timings: Timings::DEFAULT,
+//!     release_on_cancel: true,
+//! };
+//! let backend = KubeBackend::new(client, &config.lease, &config.namespace);
+//! let metrics = Arc::new(Metrics::new(&config.lease, &config.namespace));
+//! let mut elector = Elector::new(backend, config, metrics);
+//! let mut events = elector.events();
+//! let shutdown = CancellationToken::new();
+//! tokio::spawn(elector.run(shutdown.clone()));
+//! while let Some(event) = events.recv().await {
+//!     if let LeaderEvent::StartedLeading(leadership) = event {
+//!         // Work until leadership.token is cancelled, then drop `leadership`.
+//!         leadership.token.cancelled().await;
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! Modules, by responsibility: [`config`] (settings and their origins),
+//! [`election`] (the state machine, I/O-free but for the [`backend`] trait),
+//! [`backend`] (the real Kubernetes Lease and an in-memory test double),
+//! [`metrics`], [`http`], [`telemetry`], [`supervise`] (the `run` mode) and
+//! [`demo`] (the cluster-free demonstration).
+
+pub mod backend;
+pub mod config;
+pub mod demo;
+pub mod election;
+pub mod http;
+pub mod metrics;
+pub mod supervise;
+pub mod telemetry;
