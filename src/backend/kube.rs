@@ -170,7 +170,7 @@ async fn watch_once(
     let version = list.metadata.resource_version.clone().unwrap_or_default();
     let current = match list.items.into_iter().next() {
         Some(lease) => Change::Applied(Box::new(lease)),
-        None => Change::Deleted,
+        None => Change::Deleted(Some(version.clone())),
     };
     if tx.send(current).is_err() {
         return Ok(());
@@ -186,7 +186,7 @@ async fn watch_once(
     while let Some(event) = stream.try_next().await.map_err(classify)? {
         let change = match event {
             WatchEvent::Added(l) | WatchEvent::Modified(l) => Change::Applied(Box::new(l)),
-            WatchEvent::Deleted(_) => Change::Deleted,
+            WatchEvent::Deleted(l) => Change::Deleted(l.metadata.resource_version),
             WatchEvent::Bookmark(_) => continue,
             WatchEvent::Error(status) => {
                 // 410 Gone: our resourceVersion is too old; re-list.

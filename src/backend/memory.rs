@@ -75,6 +75,7 @@ impl MemoryLease {
             lease: self.clone(),
             connected: Arc::new(AtomicBool::new(true)),
             requests: Arc::default(),
+            failure: Arc::default(),
         }
     }
 
@@ -92,11 +93,25 @@ impl MemoryLease {
         store.store(lease)
     }
 
+    /// Like [`MemoryLease::write_spec`] but no watcher hears of it, as when a
+    /// watch lags behind: the next write from a stale copy will conflict.
+    pub fn write_spec_quietly(&self, spec: LeaseSpec) -> Lease {
+        let mut store = self.lock();
+        let mut lease = store.lease.clone().unwrap_or_else(|| self.blank());
+        lease.spec = Some(spec);
+        store.version += 1;
+        lease.metadata.resource_version = Some(store.version.to_string());
+        store.lease = Some(lease.clone());
+        lease
+    }
+
     /// Deletes the Lease, as `kubectl delete lease` would.
     pub fn delete(&self) {
         let mut store = self.lock();
         if store.lease.take().is_some() {
-            store.publish(Change::Deleted);
+            store.version += 1;
+            let version = store.version.to_string();
+            store.publish(Change::Deleted(Some(version)));
         }
     }
 
@@ -128,6 +143,7 @@ pub struct MemoryBackend {
     lease: MemoryLease,
     connected: Arc<AtomicBool>,
     requests: Arc<AtomicU64>,
+    failure: Arc<Mutex<Option<BackendError>>>,
 }
 
 impl MemoryBackend {
@@ -141,7 +157,7 @@ impl MemoryBackend {
             let store = self.lease.lock();
             let change = match &store.lease {
                 Some(l) => Change::Applied(Box::new(l.clone())),
-                None => Change::Deleted,
+                None => Change::Deleted(Some(store.version.to_string())),
             };
             for w in &store.watchers {
                 if Arc::ptr_eq(&w.connected, &self.connected) {
@@ -152,6 +168,12 @@ impl MemoryBackend {
         }
     }
 
+    /// Makes every request fail with `error` (e.g. a 403) until reset with
+    /// `None`; the watch keeps working, as with an RBAC change.
+    pub fn fail_with(&self, error: Option<BackendError>) {
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    }
+
     /// How many get/create/replace requests this handle has sent.
     pub fn request_count(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
@@ -159,6 +181,14 @@ impl MemoryBackend {
 
     fn check(&self) -> Result<(), BackendError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
+        if let Some(e) = self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(e);
+        }
         if self.connected.load(Ordering::SeqCst) {
             Ok(())
         } else {
@@ -210,7 +240,7 @@ impl LeaseBackend for MemoryBackend {
             let _ = tx.send(Change::WatchStarted);
             let _ = tx.send(match &store.lease {
                 Some(l) => Change::Applied(Box::new(l.clone())),
-                None => Change::Deleted,
+                None => Change::Deleted(Some(store.version.to_string())),
             });
         }
         store.watchers.push(Watcher {

@@ -20,8 +20,9 @@ use tokio::sync::mpsc;
 pub enum Change {
     /// The Lease was created or modified (or re-listed after a watch restart).
     Applied(Box<Lease>),
-    /// The Lease was deleted.
-    Deleted,
+    /// The Lease was deleted, or found absent, as of this resourceVersion
+    /// (when known), so that news older than our own create can be told apart.
+    Deleted(Option<String>),
     /// A watch request was (re)started: counted as an API request.
     WatchStarted,
 }

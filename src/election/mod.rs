@@ -584,8 +584,19 @@ impl<B: LeaseBackend> Elector<B> {
                 }
                 true
             }
-            Change::Deleted => {
-                self.observe(None);
+            Change::Deleted(version) => {
+                let current = self.observation.as_ref().and_then(|o| o.lease.as_ref());
+                let stale = match (current, version) {
+                    (Some(current), Some(version)) => {
+                        let mut gone = Lease::default();
+                        gone.metadata.resource_version = Some(version);
+                        !record::is_newer(&gone, current)
+                    }
+                    _ => false,
+                };
+                if !stale {
+                    self.observe(None);
+                }
                 true
             }
         }
