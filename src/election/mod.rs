@@ -574,6 +574,7 @@ impl<B: LeaseBackend> Elector<B> {
                 false
             }
             Change::Applied(lease) => {
+                debug!(version = ?lease.metadata.resource_version, "watch: Lease applied");
                 let stale = self
                     .observation
                     .as_ref()
@@ -586,6 +587,7 @@ impl<B: LeaseBackend> Elector<B> {
             }
             Change::Deleted(version) => {
                 let current = self.observation.as_ref().and_then(|o| o.lease.as_ref());
+                debug!(?version, current = ?current.and_then(|c| c.metadata.resource_version.as_deref()), "watch: Lease absent");
                 let stale = match (current, version) {
                     (Some(current), Some(version)) => {
                         let mut gone = Lease::default();
