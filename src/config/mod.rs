@@ -325,6 +325,7 @@ fn insert_dotted(dict: &mut Dict, key: &str, value: Value) {
 }
 
 /// Settings together with the layers they were read from.
+#[derive(Debug)]
 pub struct Loaded {
     /// The validated settings.
     pub settings: Settings,
@@ -549,26 +550,47 @@ fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
     if s.retry_period.is_zero() {
         return Err(fail("retry_period", "must be greater than zero".into()));
     }
+    // A broken relation is blamed on the value the user set, so the message
+    // points at the line to change.
+    let relation = |larger: &str, l: Duration, smaller: &str, sm: Duration, factor: &str| {
+        if loaded.origin(larger) == Origin::Default && loaded.origin(smaller) != Origin::Default {
+            fail(
+                smaller,
+                format!(
+                    "{factor}{} must be less than {larger} ({} from {})",
+                    show(sm),
+                    show(l),
+                    loaded.origin(larger)
+                ),
+            )
+        } else {
+            fail(
+                larger,
+                format!(
+                    "{} must be greater than {factor}{smaller} ({} from {})",
+                    show(l),
+                    show(sm),
+                    loaded.origin(smaller)
+                ),
+            )
+        }
+    };
     if s.renew_deadline.as_secs_f64() <= 1.2 * s.retry_period.as_secs_f64() {
-        return Err(fail(
+        return Err(relation(
             "renew_deadline",
-            format!(
-                "{} must be greater than 1.2 x retry_period ({} from {})",
-                show(s.renew_deadline),
-                show(s.retry_period),
-                loaded.origin("retry_period")
-            ),
+            s.renew_deadline,
+            "retry_period",
+            s.retry_period,
+            "1.2 x ",
         ));
     }
     if s.lease_duration <= s.renew_deadline {
-        return Err(fail(
+        return Err(relation(
             "lease_duration",
-            format!(
-                "{} must be greater than renew_deadline ({} from {})",
-                show(s.lease_duration),
-                show(s.renew_deadline),
-                loaded.origin("renew_deadline")
-            ),
+            s.lease_duration,
+            "renew_deadline",
+            s.renew_deadline,
+            "",
         ));
     }
     if s.lease_duration.subsec_nanos() != 0 {

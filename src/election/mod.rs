@@ -96,6 +96,19 @@ pub struct Leadership {
     _work: mpsc::Sender<()>,
 }
 
+impl Leadership {
+    /// A leadership not tied to any elector: nothing waits for it to be
+    /// dropped. For tests and for driving a supervisor by hand.
+    pub fn detached(token: CancellationToken, fencing_token: i32) -> Self {
+        let (work, _) = mpsc::channel(1);
+        Leadership {
+            token,
+            fencing_token,
+            _work: work,
+        }
+    }
+}
+
 /// Notifications from an [`Elector`], in order.
 #[derive(Debug)]
 pub enum LeaderEvent {
