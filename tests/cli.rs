@@ -205,7 +205,7 @@ fn free_port_block() -> u16 {
 fn the_demo_replays_the_three_failovers_serves_metrics_and_exits_0() {
     let base = free_port_block();
     let started = Instant::now();
-    let mut child = cmd(None)
+    let child = cmd(None)
         .args(["demo", "--base-port", &base.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -3,6 +3,7 @@
 #   kube-apiserver  (k8s.io/kubernetes/cmd/kube-apiserver)
 #   etcd            (go.etcd.io/etcd/server/v3)
 #   k8s-fixture     (launcher, ./cmd/k8s-fixture)
+#   client-go-candidate (client-go leader-election reference for bench/, ./cmd/client-go-candidate)
 # into $K8S_FIXTURE_BIN (default: <repo>/target/k8s-fixture/bin).
 # Idempotent: skips the build when the binaries exist and the stamp matches.
 # Respects GOCACHE / GOMODCACHE from the environment.
@@ -39,7 +40,7 @@ want="$(stamp_input | sha256sum | cut -d' ' -f1)"
 stamp="$bin/.k8s-fixture.stamp"
 
 if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/etcd" ] && [ -x "$bin/k8s-fixture" ] \
-   && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+   && [ -x "$bin/client-go-candidate" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "k8s-fixture: up to date" >&2
   echo "$bin"
   exit 0
@@ -56,7 +57,9 @@ echo "k8s-fixture: building etcd" >&2
 "$GO" build "${common[@]}" -ldflags="-s -w" -o "$bin/etcd.tmp" go.etcd.io/etcd/server/v3
 echo "k8s-fixture: building launcher" >&2
 "$GO" build "${common[@]}" -ldflags="-s -w" -o "$bin/k8s-fixture.tmp" ./cmd/k8s-fixture
+echo "k8s-fixture: building client-go-candidate" >&2
+"$GO" build "${common[@]}" -ldflags="-s -w" -o "$bin/client-go-candidate.tmp" ./cmd/client-go-candidate
 
-for b in kube-apiserver etcd k8s-fixture; do mv -f "$bin/$b.tmp" "$bin/$b"; done
+for b in kube-apiserver etcd k8s-fixture client-go-candidate; do mv -f "$bin/$b.tmp" "$bin/$b"; done
 echo "$want" > "$stamp"
 echo "$bin"
