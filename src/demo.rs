@@ -166,11 +166,15 @@ async fn narrate(name: String, started: Instant, mut events: mpsc::UnboundedRece
 
 /// Runs the scripted demonstration.
 pub async fn run(args: DemoArgs, loaded: &Loaded) -> anyhow::Result<i32> {
-    // Keep the timeline readable: logs only when asked for.
+    // Keep the timeline readable: logs (and traces) only when asked for.
+    let mut telemetry = None;
     if loaded.origin("log.level") != crate::config::Origin::Default
         || std::env::var_os("RUST_LOG").is_some()
     {
-        let _ = crate::telemetry::init(&loaded.settings);
+        match crate::telemetry::init(&loaded.settings) {
+            Ok(t) => telemetry = Some(t),
+            Err(e) => eprintln!("lease-elector: logs and traces not set up: {e:#}"),
+        }
     }
     let t = SEED_TIMINGS;
     let mut demo = Demo {
@@ -293,6 +297,7 @@ pub async fn run(args: DemoArgs, loaded: &Loaded) -> anyhow::Result<i32> {
         c.http_stop.cancel();
         let _ = c.http.await;
     }
+    drop(telemetry); // flushes exported spans
     println!("demo finished");
     Ok(0)
 }

@@ -1,7 +1,12 @@
 //! Logs (tracing-subscriber, text or JSON) and optional OpenTelemetry traces.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_http::hyper::HyperClient;
+use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
+use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -17,7 +22,9 @@ pub struct Telemetry {
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Some(p) = self.provider.take() {
-            let _ = p.shutdown();
+            // Flushing waits for exports that run on the async runtime, so it
+            // must not block a thread the runtime may need.
+            let _ = std::thread::spawn(move || p.shutdown()).join();
         }
     }
 }
@@ -28,6 +35,8 @@ impl Drop for Telemetry {
 pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
     let filter =
         EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log.level))?;
+    // Spans are exported whatever the log level: quiet logs, full traces.
+    let span_filter = EnvFilter::try_new("lease_elector=info")?;
     let fmt = match settings.log.format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -38,7 +47,8 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
             .with_current_span(false)
             .with_writer(std::io::stderr)
             .boxed(),
-    };
+    }
+    .with_filter(filter);
 
     let endpoint = settings.otel.endpoint.clone().or_else(|| {
         std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -48,9 +58,17 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
     let (otel, provider) = match endpoint {
         Some(endpoint) => {
             let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+            let client = OnRuntime {
+                inner: Arc::new(HyperClient::with_default_connector(
+                    Duration::from_secs(10),
+                    None,
+                )),
+                runtime: tokio::runtime::Handle::try_current()?,
+            };
             let exporter = SpanExporter::builder()
                 .with_http()
                 .with_endpoint(url)
+                .with_http_client(client)
                 .build()?;
             let provider = SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
@@ -62,7 +80,11 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
                 .build();
             let tracer = provider.tracer("lease-elector");
             (
-                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+                Some(
+                    tracing_opentelemetry::layer()
+                        .with_tracer(tracer)
+                        .with_filter(span_filter),
+                ),
                 Some(provider),
             )
         }
@@ -70,9 +92,26 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
     };
 
     tracing_subscriber::registry()
-        .with(filter)
         .with(fmt)
         .with(otel)
         .try_init()?;
     Ok(Telemetry { provider })
+}
+
+/// The OTLP HTTP client, run on our tokio runtime. The batch span processor
+/// exports from a thread of its own, where hyper would find no reactor.
+#[derive(Debug)]
+struct OnRuntime {
+    inner: Arc<HyperClient>,
+    runtime: tokio::runtime::Handle,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for OnRuntime {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let inner = self.inner.clone();
+        self.runtime
+            .spawn(async move { inner.send_bytes(request).await })
+            .await?
+    }
 }

@@ -259,3 +259,79 @@ fn the_demo_replays_the_three_failovers_serves_metrics_and_exits_0() {
         assert!(timeline.contains(act), "missing {act:?} in\n{timeline}");
     }
 }
+
+/// A stand-in OTLP/HTTP collector: records the path and body of every POST.
+fn fake_collector() -> (u16, Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let Ok(n) = conn.read(&mut chunk) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + len {
+                        continue;
+                    }
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let body = buf[end + 4..end + 4 + len].to_vec();
+                    buf.drain(..end + 4 + len);
+                    s.lock().unwrap().push((path, body));
+                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn spans_for_acquire_renew_and_release_are_exported_over_otlp_when_an_endpoint_is_set() {
+    let (port, seen) = fake_collector();
+    let base = free_port_block();
+    let out = run(cmd(None).args([
+        "demo",
+        "--base-port",
+        &base.to_string(),
+        "--log-level",
+        "error",
+        "--otlp-endpoint",
+        &format!("http://127.0.0.1:{port}"),
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty(), "no export arrived");
+    assert!(seen.iter().all(|(path, _)| path == "/v1/traces"));
+    let all: Vec<u8> = seen.iter().flat_map(|(_, b)| b.clone()).collect();
+    for name in ["acquire", "renew", "release", "outcome", "identity"] {
+        assert!(
+            all.windows(name.len()).any(|w| w == name.as_bytes()),
+            "no {name} in the spans"
+        );
+    }
+}
