@@ -260,8 +260,11 @@ fn the_demo_replays_the_three_failovers_serves_metrics_and_exits_0() {
     }
 }
 
+/// The (path, body) of every request a [`fake_collector`] received.
+type Received = Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A stand-in OTLP/HTTP collector: records the path and body of every POST.
-fn fake_collector() -> (u16, Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>) {
+fn fake_collector() -> (u16, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -36,6 +36,10 @@ stamp_input() {
     find cmd -type f -name '*.go' | LC_ALL=C sort | xargs sha256sum
   }
 }
+# Concurrent runs (parallel test jobs, bench/run.sh) share the *.tmp names:
+# serialise them; a waiting run then finds the stamp up to date.
+exec 9>"$bin/.build.lock"
+flock 9
 want="$(stamp_input | sha256sum | cut -d' ' -f1)"
 stamp="$bin/.k8s-fixture.stamp"
 
