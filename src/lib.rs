@@ -11,13 +11,9 @@
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # async fn example(client: kube::Client) {
-//! let config = ElectionConfig {
-//!     lease: "my-controller".into(),
-//!     namespace: "default".into(),
-//!     identity: "pod-a".into(),
-//!     timings: Timings::DEFAULT,
-//!     release_on_cancel: true,
-//! };
+//! let config = ElectionConfig::new("my-controller", "default", "pod-a")
+//!     .with_timings(Timings::DEFAULT)
+//!     .with_release_on_cancel(true);
 //! let backend = KubeBackend::new(client, &config.lease, &config.namespace);
 //! let metrics = Arc::new(Metrics::new(&config.lease, &config.namespace));
 //! let mut elector = Elector::new(backend, config, metrics);

@@ -82,6 +82,33 @@ pub struct ElectionConfig {
     pub release_on_cancel: bool,
 }
 
+impl ElectionConfig {
+    /// A candidate `identity` for the Lease `lease` in `namespace`, with
+    /// client-go's default timings and release on cancel. The same values come
+    /// from the daemon's settings through `Settings::election`.
+    pub fn new(lease: &str, namespace: &str, identity: &str) -> Self {
+        ElectionConfig {
+            lease: lease.into(),
+            namespace: namespace.into(),
+            identity: identity.into(),
+            timings: Timings::DEFAULT,
+            release_on_cancel: true,
+        }
+    }
+
+    /// Sets the timings.
+    pub fn with_timings(mut self, timings: Timings) -> Self {
+        self.timings = timings;
+        self
+    }
+
+    /// Sets whether the Lease is released on shutdown.
+    pub fn with_release_on_cancel(mut self, release: bool) -> Self {
+        self.release_on_cancel = release;
+        self
+    }
+}
+
 /// What a leader may do while it leads.
 ///
 /// `token` is cancelled the moment this candidate stops acting as leader, which
