@@ -339,6 +339,18 @@ impl<B: LeaseBackend> Elector<B> {
     /// One attempt to take the Lease: `Ok(None)` when it is ours now,
     /// `Ok(Some(t))` when someone else holds it until the local instant `t`.
     async fn try_acquire(&mut self) -> Result<Option<Instant>, BackendError> {
+        // Most wake-ups are a watched renew of the current leader: decided
+        // without a request, and without a span.
+        if let Some(obs) = &self.observation
+            && let Verdict::HeldUntil(t) = record::judge(
+                obs,
+                &self.config.identity,
+                Instant::now(),
+                self.config.timings.lease_duration,
+            )
+        {
+            return Ok(Some(t));
+        }
         let span = info_span!("acquire", lease = %self.config.lease, identity = %self.config.identity, outcome = tracing::field::Empty);
         let result = async {
             if self.observation.is_none() {
