@@ -33,8 +33,13 @@ impl Drop for Telemetry {
 /// are exported over OTLP/HTTP only when an endpoint is configured
 /// (`otel.endpoint`, or the standard `OTEL_EXPORTER_OTLP_ENDPOINT`).
 pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
-    let filter =
-        EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log.level))?;
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(f) => f,
+        // kube's client logs every failed connection at ERROR; the election
+        // already reports each failed request once, with its consequence.
+        Err(_) => EnvFilter::try_new(&settings.log.level)?
+            .add_directive("kube_client::client::builder=off".parse()?),
+    };
     // Spans are exported whatever the log level: quiet logs, full traces.
     let span_filter = EnvFilter::try_new("lease_elector=info")?;
     let fmt = match settings.log.format {
