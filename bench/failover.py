@@ -1,0 +1,647 @@
+#!/usr/bin/env python3
+"""Failover benchmark: lease-elector side by side with a client-go candidate.
+
+Starts its own real API server (tests/k8s-fixture) in a temporary directory,
+then, for each implementation in turn, runs three candidates on a Lease of
+their own with the same timings (lease 6s / renew deadline 3s / retry 1s by
+default) and measures:
+
+  * steady state, one leader + two followers over a window:
+      - Lease requests seen by the API server (apiserver_request_total minus
+        apiserver_selfrequest_total, resource="leases", by verb), per second,
+        in total and per candidate (total / 3);
+      - the same split per process (leader vs follower) from each candidate's
+        own counter (lease_elector_api_requests_total /
+        client_go_candidate_api_requests_total);
+      - open watches on leases held by the candidates
+        (apiserver_longrunning_requests, minus what was open before);
+      - CPU time per candidate over the window (/proc/PID/stat);
+      - RSS per candidate after the window (VmRSS in /proc/PID/status);
+  * graceful handover: SIGTERM the leader (which releases the Lease), time
+    until another candidate's /leader says is_leader, sampled every 10 ms;
+  * crash takeover: SIGKILL the leader, time until another leads.
+
+The stopped candidate is restarted after each repetition. Results go to a
+side-by-side table and to lines "BENCH <impl> <metric>=<value>".
+
+Numbers, not assertions: this script exits non-zero only when it cannot
+measure (a candidate does not come up, no leader appears, ...).
+
+Usage: bench/failover.py [--quick] [--impl lease-elector|client-go|both] ...
+(bench/run.sh builds everything first and then calls this.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import http.client
+import json
+import os
+import random
+import re
+import select
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+IMPLS = ("lease-elector", "client-go")
+SAMPLE_INTERVAL = 0.010  # /leader sampling period during a failover
+CANDIDATES = 3
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL if this script dies (even SIGKILL)."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- processes
+
+
+class Fixture:
+    """A k8s-fixture launcher (etcd + kube-apiserver) in its own directory."""
+
+    def __init__(self, bin_dir: Path, work: Path):
+        self.bin_dir = bin_dir
+        self.dir = work / "fixture"
+        self.proc: subprocess.Popen | None = None
+        self.info: dict = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    def start(self, timeout: float = 180.0) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        err = open(self.dir.parent / "fixture-launcher.log", "wb")
+        self.proc = subprocess.Popen(
+            [str(self.bin_dir / "k8s-fixture"), "--dir", str(self.dir)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + timeout
+        line = b""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"k8s-fixture exited with {self.proc.returncode}; see {err.name}")
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
+            if ready:
+                line = self.proc.stdout.readline()
+                break
+        if not line.startswith(b"K8S_FIXTURE_READY "):
+            raise RuntimeError(f"k8s-fixture did not become ready: {line!r}; see {err.name}")
+        path = line.split(b" ", 1)[1].strip().decode()
+        self.info = json.loads(Path(path).read_text())
+        self._ssl = ssl.create_default_context(cafile=self.info["ca_file"])
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    @property
+    def kubeconfig(self) -> str:
+        return self.info["admin_kubeconfig"]
+
+    def metrics(self) -> str:
+        server = self.info["server"].removeprefix("https://")
+        host, port = server.rsplit(":", 1)
+        conn = http.client.HTTPSConnection(host, int(port), context=self._ssl, timeout=10)
+        try:
+            conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {self.info['admin_token']}"})
+            resp = conn.getresponse()
+            body = resp.read().decode()
+            if resp.status != 200:
+                raise RuntimeError(f"apiserver /metrics: HTTP {resp.status}")
+            return body
+        finally:
+            conn.close()
+
+
+SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}\s+(\S+)")
+LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def samples(text: str, name: str, **match: str):
+    """(labels, value) of every sample of metric `name` whose labels include `match`."""
+    for line in text.splitlines():
+        m = SAMPLE_RE.match(line)
+        if not m or m.group(1) != name:
+            continue
+        labels = dict(LABEL_RE.findall(m.group(2)))
+        if all(labels.get(k) == v for k, v in match.items()):
+            yield labels, float(m.group(3))
+
+
+def by_label(text: str, name: str, label: str, **match: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for labels, value in samples(text, name, **match):
+        out[labels.get(label, "")] = out.get(labels.get(label, ""), 0.0) + value
+    return out
+
+
+class ApiSnapshot:
+    """Lease request counters of the API server at one instant."""
+
+    def __init__(self, fixture: Fixture):
+        text = fixture.metrics()
+        self.t = time.monotonic()
+        total = by_label(text, "apiserver_request_total", "verb", resource="leases", group="coordination.k8s.io")
+        own = by_label(text, "apiserver_selfrequest_total", "verb", resource="leases", group="coordination.k8s.io")
+        # Requests from clients other than the API server itself (its identity
+        # Lease, its own informers) by verb.
+        self.external = {v: total.get(v, 0.0) - own.get(v, 0.0) for v in set(total) | set(own)}
+        self.watches = sum(
+            by_label(text, "apiserver_longrunning_requests", "verb", resource="leases", verb="WATCH").values()
+        )
+
+    def delta(self, earlier: "ApiSnapshot") -> dict[str, float]:
+        verbs = set(self.external) | set(earlier.external)
+        d = {v: self.external.get(v, 0.0) - earlier.external.get(v, 0.0) for v in verbs}
+        return {v: n for v, n in d.items() if n}
+
+
+class Candidate:
+    def __init__(self, impl: str, index: int, lease: str, ctx: "Context"):
+        self.impl = impl
+        self.identity = f"{'le' if impl == 'lease-elector' else 'cg'}-{index}"
+        self.lease = lease
+        self.ctx = ctx
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def argv(self) -> list[str]:
+        t = self.ctx.timings
+        if self.impl == "lease-elector":
+            return [
+                str(self.ctx.lease_elector_bin),
+                "--lease", self.lease, "--namespace", "default", "--identity", self.identity,
+                "--lease-duration", t[0], "--renew-deadline", t[1], "--retry-period", t[2],
+                "--listen", f"127.0.0.1:{self.port}", "--log-level", "info",
+            ]
+        return [
+            str(self.ctx.fixture_bin / "client-go-candidate"),
+            "--id", self.identity, "--lock-name", self.lease, "--lock-namespace", "default",
+            "--kubeconfig", self.ctx.fixture.kubeconfig,
+            "--lease-duration", t[0], "--renew-deadline", t[1], "--retry-period", t[2],
+            "--listen", f"127.0.0.1:{self.port}",
+        ]
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("LEASE_ELECTOR_", "OTEL_", "KUBECONFIG", "RUST_LOG", "POD_"))}
+        env["KUBECONFIG"] = self.ctx.fixture.kubeconfig
+        env["NO_COLOR"] = "1"
+        self.starts += 1
+        logf = open(self.ctx.work / f"{self.identity}.{self.starts}.log", "wb")
+        self.proc = subprocess.Popen(
+            self.argv(), stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+            cwd=self.ctx.work, env=env, preexec_fn=_die_with_parent,
+        )
+        logf.close()
+        self.ctx.procs.append(self.proc)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.signal(signal.SIGTERM)
+            if self.wait_exit(10) is None:
+                self.proc.kill()
+                self.proc.wait()
+
+    def _get(self, path: str, timeout: float = 0.5) -> str | None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read().decode()
+            return body if resp.status == 200 else None
+        except OSError:
+            return None
+        finally:
+            conn.close()
+
+    def leader(self) -> dict | None:
+        """This candidate's /leader, or None when it does not answer."""
+        body = self._get("/leader")
+        if body is None:
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
+
+    def requests(self) -> dict[str, float]:
+        """The candidate's own count of API requests, by verb."""
+        body = self._get("/metrics", timeout=2)
+        if body is None:
+            return {}
+        name = ("lease_elector_api_requests_total" if self.impl == "lease-elector"
+                else "client_go_candidate_api_requests_total")
+        return by_label(body, name, "verb")
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # utime and stime are fields 14 and 15; fields[0] is field 3 (state).
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_kib(self) -> int:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+
+class Context:
+    def __init__(self, args, work: Path, fixture: Fixture):
+        self.args = args
+        self.work = work
+        self.fixture = fixture
+        self.fixture_bin = Path(args.fixture_bin).resolve()
+        self.lease_elector_bin = Path(args.lease_elector_bin).resolve()
+        self.timings = (args.lease_duration, args.renew_deadline, args.retry_period)
+        self.procs: list[subprocess.Popen] = []
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def wait_for(cond, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(interval)
+    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def settled(cands: list[Candidate]) -> Candidate | None:
+    """The single leader, once every candidate runs and reports it as holder."""
+    views = [c.leader() if c.alive() else None for c in cands]
+    if any(v is None for v in views):
+        return None
+    leaders = [c for c, v in zip(cands, views) if v.get("is_leader")]
+    if len(leaders) != 1:
+        return None
+    holder = leaders[0].identity
+    if all(v.get("holder") == holder for v in views):
+        return leaders[0]
+    return None
+
+
+def failover(cands: list[Candidate], sig: int, timeout: float) -> tuple[float, Candidate, Candidate]:
+    """Signals the leader; returns (seconds until another leads, old, new)."""
+    old = wait_for(lambda: settled(cands), 30, "a settled leader")
+    others = [c for c in cands if c is not old]
+    t0 = time.monotonic()
+    old.signal(sig)
+    deadline = t0 + timeout
+    tick = t0
+    while True:
+        for c in others:
+            v = c.leader()
+            if v and v.get("is_leader"):
+                return time.monotonic() - t0, old, c
+        now = time.monotonic()
+        if now > deadline:
+            raise RuntimeError(f"no new leader within {timeout:.0f}s after signal {sig}")
+        tick += SAMPLE_INTERVAL
+        if tick > now:
+            time.sleep(tick - now)
+        else:
+            tick = now
+
+
+def repeat_failovers(ctx: Context, cands: list[Candidate], sig: int, reps: int, label: str) -> list[float]:
+    times = []
+    for i in range(reps):
+        wait_for(lambda: settled(cands), 30, "a settled leader")
+        # Land the signal at a random phase of the renew / poll cycles.
+        time.sleep(random.uniform(1.0, 2.0))
+        dt, old, new = failover(cands, sig, timeout=60)
+        code = old.wait_exit(15)
+        if code is None:
+            raise RuntimeError(f"{old.identity} did not exit after signal {sig}")
+        times.append(dt)
+        log(f"  {label} {i + 1}/{reps}: {old.identity} -> {new.identity} in {dt * 1000:.0f} ms (exit {code})")
+        old.start()
+    return times
+
+
+def steady_window(ctx: Context, cands: list[Candidate], window: float) -> dict:
+    leader = wait_for(lambda: settled(cands), 30, "a settled leader")
+    time.sleep(2.0)  # let start-up requests (first list/get, create, events) pass
+    before = ApiSnapshot(ctx.fixture)
+    own_before = {c.identity: c.requests() for c in cands}
+    cpu_before = {c.identity: c.cpu_seconds() for c in cands}
+    t0 = time.monotonic()
+    time.sleep(window)
+    watches = ApiSnapshot(ctx.fixture).watches  # open watches during the window
+    own_after = {c.identity: c.requests() for c in cands}
+    cpu_after = {c.identity: c.cpu_seconds() for c in cands}
+    after = ApiSnapshot(ctx.fixture)
+    elapsed = time.monotonic() - t0
+    still = settled(cands)
+    if still is not leader:
+        log(f"  note: leader changed during the window ({leader.identity} -> {still and still.identity})")
+    rss = {c.identity: c.rss_kib() for c in cands}
+    api_elapsed = after.t - before.t
+    by_verb = after.delta(before)
+    own = {}
+    for c in cands:
+        a, b = own_after[c.identity], own_before[c.identity]
+        own[c.identity] = {v: a.get(v, 0) - b.get(v, 0) for v in a if a.get(v, 0) - b.get(v, 0)}
+    return {
+        "leader": leader.identity,
+        "elapsed": elapsed,
+        "api_elapsed": api_elapsed,
+        "api_by_verb": by_verb,
+        "watches": watches,
+        "own": own,
+        "cpu": {k: cpu_after[k] - cpu_before[k] for k in cpu_after},
+        "rss": rss,
+    }
+
+
+def fmt_ms(xs: list[float]) -> dict[str, float]:
+    ms = [x * 1000 for x in xs]
+    return {"min": min(ms), "median": statistics.median(ms), "max": max(ms)}
+
+
+def run_impl(ctx: Context, impl: str) -> dict:
+    args = ctx.args
+    lease = f"bench-{impl}-{os.getpid()}"
+    base_watches = ApiSnapshot(ctx.fixture).watches
+    cands = [Candidate(impl, i, lease, ctx) for i in range(1, CANDIDATES + 1)]
+    log(f"{impl}: starting {CANDIDATES} candidates on Lease default/{lease}")
+    try:
+        for c in cands:
+            c.start()
+        wait_for(lambda: settled(cands), 60, f"{impl}: one leader seen by all")
+        log(f"{impl}: steady window {args.window:.0f}s")
+        steady = steady_window(ctx, cands, args.window)
+        steady["watches"] -= base_watches
+        log(f"{impl}: graceful handover x{args.reps}")
+        graceful = repeat_failovers(ctx, cands, signal.SIGTERM, args.reps, "graceful")
+        log(f"{impl}: crash takeover x{args.crash_reps}")
+        crash = repeat_failovers(ctx, cands, signal.SIGKILL, args.crash_reps, "crash")
+    finally:
+        for c in cands:
+            c.stop()
+    return summarize(impl, steady, graceful, crash)
+
+
+def summarize(impl: str, steady: dict, graceful: list[float], crash: list[float]) -> dict:
+    r: dict[str, float | str] = {}
+    for k, v in fmt_ms(graceful).items():
+        r[f"graceful_handover_ms_{k}"] = v
+    for k, v in fmt_ms(crash).items():
+        r[f"crash_takeover_ms_{k}"] = v
+    r["graceful_reps"] = len(graceful)
+    r["crash_reps"] = len(crash)
+    secs = steady["api_elapsed"]
+    total = sum(steady["api_by_verb"].values())
+    r["window_s"] = steady["elapsed"]
+    r["api_req_per_s_total"] = total / secs
+    r["api_req_per_s_per_candidate"] = total / secs / CANDIDATES
+    for verb, n in sorted(steady["api_by_verb"].items()):
+        r[f"api_req_per_s_{verb}"] = n / secs
+    r["api_watches_open"] = steady["watches"]
+    leader = steady["leader"]
+    followers = [k for k in steady["own"] if k != leader]
+    own_rate = {k: sum(n for v, n in d.items() if v != "event") / steady["elapsed"]
+                for k, d in steady["own"].items()}
+    r["leader_req_per_s"] = own_rate[leader]
+    r["follower_req_per_s"] = statistics.mean(own_rate[k] for k in followers)
+    r["leader_req_verbs"] = " ".join(f"{v}:{n:g}" for v, n in sorted(steady["own"][leader].items())) or "-"
+    r["follower_req_verbs"] = " ".join(
+        f"{v}:{n:g}" for v, n in sorted(sum_dicts(steady["own"][k] for k in followers).items())) or "-"
+    r["cpu_pct_leader"] = 100 * steady["cpu"][leader] / steady["elapsed"]
+    r["cpu_pct_follower"] = 100 * statistics.mean(steady["cpu"][k] for k in followers) / steady["elapsed"]
+    r["rss_mib_leader"] = steady["rss"][leader] / 1024
+    r["rss_mib_follower"] = statistics.mean(steady["rss"][k] for k in followers) / 1024
+    r["rss_mib_max"] = max(steady["rss"].values()) / 1024
+    return r
+
+
+def sum_dicts(ds) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for d in ds:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+# ---------------------------------------------------------------- output
+
+ROWS = [
+    ("graceful handover, min (ms)", "graceful_handover_ms_min", "{:.0f}"),
+    ("graceful handover, median (ms)", "graceful_handover_ms_median", "{:.0f}"),
+    ("graceful handover, max (ms)", "graceful_handover_ms_max", "{:.0f}"),
+    ("crash takeover, min (ms)", "crash_takeover_ms_min", "{:.0f}"),
+    ("crash takeover, median (ms)", "crash_takeover_ms_median", "{:.0f}"),
+    ("crash takeover, max (ms)", "crash_takeover_ms_max", "{:.0f}"),
+    ("Lease requests/s, all 3 (apiserver)", "api_req_per_s_total", "{:.2f}"),
+    ("Lease requests/s per candidate", "api_req_per_s_per_candidate", "{:.2f}"),
+    ("  leader, own counter (req/s)", "leader_req_per_s", "{:.2f}"),
+    ("  one follower, own counter (req/s)", "follower_req_per_s", "{:.2f}"),
+    ("  leader's requests in window", "leader_req_verbs", "{}"),
+    ("  2 followers' requests in window", "follower_req_verbs", "{}"),
+    ("open Lease watches (all 3)", "api_watches_open", "{:.0f}"),
+    ("CPU, leader (% of a core)", "cpu_pct_leader", "{:.2f}"),
+    ("CPU, one follower (% of a core)", "cpu_pct_follower", "{:.2f}"),
+    ("RSS, leader (MiB)", "rss_mib_leader", "{:.1f}"),
+    ("RSS, one follower (MiB)", "rss_mib_follower", "{:.1f}"),
+]
+
+
+def print_results(results: dict[str, dict], meta: dict) -> None:
+    impls = list(results)
+    verb_keys = sorted({k for r in results.values() for k in r if k.startswith("api_req_per_s_")
+                        and k not in ("api_req_per_s_total", "api_req_per_s_per_candidate")})
+    rows = list(ROWS)
+    at = [i for i, row in enumerate(rows) if row[1] == "api_req_per_s_per_candidate"][0] + 1
+    for k in verb_keys:
+        rows.insert(at, (f"  {k.removeprefix('api_req_per_s_')} (apiserver, req/s)", k, "{:.2f}"))
+        at += 1
+    w0 = max(len(r[0]) for r in rows)
+    cells = {impl: [fmt(results[impl].get(key), f) for _, key, f in rows] for impl in impls}
+    widths = {impl: max(len(impl), *(len(c) for c in cells[impl])) for impl in impls}
+    print()
+    print(f"Failover benchmark ({meta['mode']} mode; timings {meta['timings']}; "
+          f"{meta['reps']} graceful + {meta['crash_reps']} crash reps; {meta['window']:.0f}s steady window)")
+    print(f"lease-elector: {meta['lease_elector_bin']} ({meta['profile']})")
+    print(f"machine: {meta['machine']}, {os.getloadavg()[0]:.2f} at end")
+    print()
+    print("  ".join([" " * w0] + [impl.rjust(widths[impl]) for impl in impls]))
+    for i, (name, _, _) in enumerate(rows):
+        print("  ".join([name.ljust(w0)] + [cells[impl][i].rjust(widths[impl]) for impl in impls]))
+    print()
+    for impl in impls:
+        for k, v in results[impl].items():
+            if isinstance(v, str):
+                continue
+            print(f"BENCH {impl} {k}={v:.3f}" if isinstance(v, float) else f"BENCH {impl} {k}={v}")
+    print(f"BENCH run wall_s={meta['wall_s']:.1f}")
+
+
+def fmt(v, f: str) -> str:
+    if v is None:
+        return "-"
+    return f.format(v)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    load = os.getloadavg()[0]
+    return f"{os.cpu_count()} cores ({model}){mem}, load avg 1m {load:.2f} at start"
+
+
+# ---------------------------------------------------------------- main
+
+
+def default_lease_elector_bin() -> str:
+    for profile in ("release", "debug"):
+        p = REPO / "target" / profile / "lease-elector"
+        if p.is_file():
+            return str(p)
+    return str(REPO / "target" / "debug" / "lease-elector")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="few reps, short window (CI: < 2 min for both)")
+    ap.add_argument("--impl", choices=[*IMPLS, "both"], default="both")
+    ap.add_argument("--reps", type=int, help="graceful handover repetitions [10; quick 3]")
+    ap.add_argument("--crash-reps", type=int, help="crash takeover repetitions [10; quick 2]")
+    ap.add_argument("--window", type=float, help="steady window in seconds [30; quick 10]")
+    ap.add_argument("--lease-duration", default="6s")
+    ap.add_argument("--renew-deadline", default="3s")
+    ap.add_argument("--retry-period", default="1s")
+    ap.add_argument("--lease-elector-bin", default=default_lease_elector_bin(),
+                    help="[target/release/lease-elector if present, else target/debug]")
+    ap.add_argument("--fixture-bin", default=os.environ.get("K8S_FIXTURE_BIN", str(REPO / "target/k8s-fixture/bin")),
+                    help="directory with k8s-fixture, etcd, kube-apiserver, client-go-candidate")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs) and print its path")
+    args = ap.parse_args()
+    args.reps = args.reps or (3 if args.quick else 10)
+    args.crash_reps = args.crash_reps or (2 if args.quick else 10)
+    args.window = args.window or (10.0 if args.quick else 30.0)
+    impls = list(IMPLS) if args.impl == "both" else [args.impl]
+
+    for p in [Path(args.fixture_bin) / n for n in ("k8s-fixture", "etcd", "kube-apiserver", "client-go-candidate")] + \
+             ([Path(args.lease_elector_bin)] if "lease-elector" in impls else []):
+        if not os.access(p, os.X_OK):
+            print(f"failover.py: missing {p} (run bench/run.sh, which builds it)", file=sys.stderr)
+            return 2
+
+    # SIGTERM/SIGINT/SIGHUP: unwind through the finally blocks so that every
+    # process started here is stopped.
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
+
+    started = time.monotonic()
+    meta = {
+        "mode": "quick" if args.quick else "default",
+        "timings": f"{args.lease_duration}/{args.renew_deadline}/{args.retry_period}",
+        "reps": args.reps, "crash_reps": args.crash_reps, "window": args.window,
+        "lease_elector_bin": os.path.relpath(args.lease_elector_bin, REPO),
+        "profile": "release" if "/release/" in str(Path(args.lease_elector_bin).resolve()) else "debug",
+        "machine": machine(),
+    }
+    work = Path(tempfile.mkdtemp(prefix="lease-elector-bench-"))
+    fixture = Fixture(Path(args.fixture_bin), work)
+    ctx = Context(args, work, fixture)
+    results: dict[str, dict] = {}
+    ok = False
+    try:
+        log(f"starting the API server fixture in {work}")
+        fixture.start()
+        log(f"API server at {fixture.info['server']}")
+        for impl in impls:
+            results[impl] = run_impl(ctx, impl)
+        ok = True
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e}); cleaning up")
+    except Exception as e:  # noqa: BLE001 - report and clean up
+        log(f"error: {e}")
+    finally:
+        for p in ctx.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in ctx.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        fixture.stop()
+        if args.keep or not ok:
+            log(f"logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if not ok:
+        return 1
+    meta["wall_s"] = time.monotonic() - started
+    print_results(results, meta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

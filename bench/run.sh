@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Failover benchmark: lease-elector vs a client-go candidate, same machine,
+# same run, same real API server. Builds what it needs, then runs
+# bench/failover.py with any arguments given here, e.g.
+#
+#   bench/run.sh              # default mode: the numbers in docs/benchmarks.md (~6 min)
+#   bench/run.sh --quick      # CI mode: fewer reps, 10 s window (< 2 min)
+#   BENCH_RELEASE=1 bench/run.sh   # measure a release build of lease-elector
+#
+# Prints a side-by-side table and "BENCH <impl> <metric>=<value>" lines.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+cd "$repo"
+
+# etcd, kube-apiserver, the launcher and the client-go candidate.
+fixture_bin="$(tests/k8s-fixture/build.sh | tail -n1)"
+
+if [ "${BENCH_RELEASE:-0}" = 1 ]; then
+  profile=release
+  cargo build --locked --release --bin lease-elector >&2
+else
+  profile=debug
+  cargo build --locked --bin lease-elector >&2
+fi
+lease_elector="${CARGO_TARGET_DIR:-$repo/target}/$profile/lease-elector"
+echo "bench: lease-elector $profile build: $lease_elector" >&2
+
+exec python3 "$here/failover.py" --fixture-bin "$fixture_bin" --lease-elector-bin "$lease_elector" "$@"
