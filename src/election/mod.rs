@@ -426,15 +426,15 @@ impl<B: LeaseBackend> Elector<B> {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
-                    self.stop_leading(&token, "shutting down");
+                    self.stop_leading(&token, "shutting down", false);
                     return LeadEnd::Shutdown;
                 }
                 _ = sleep_until(deadline) => {
-                    self.stop_leading(&token, "no successful renew within renew_deadline");
+                    self.stop_leading(&token, "no successful renew within renew_deadline", true);
                     return LeadEnd::Lost;
                 }
                 Some(sit_out) = inbox.resign.recv() => {
-                    self.stop_leading(&token, "resigned");
+                    self.stop_leading(&token, "resigned", false);
                     return LeadEnd::Resigned(sit_out);
                 }
                 Some(change) = inbox.changes.recv() => {
@@ -452,7 +452,7 @@ impl<B: LeaseBackend> Elector<B> {
                     match outcome {
                         Ok(sent) => last_ok = sent,
                         Err(Some(taken_by)) => {
-                            self.stop_leading(&token, &format!("the Lease is now held by {taken_by:?}"));
+                            self.stop_leading(&token, &format!("the Lease is now held by {taken_by:?}"), true);
                             return LeadEnd::Lost;
                         }
                         Err(None) => {}
@@ -550,14 +550,19 @@ impl<B: LeaseBackend> Elector<B> {
         token
     }
 
-    fn stop_leading(&mut self, token: &CancellationToken, why: &str) {
+    /// Stops acting as leader. The Kubernetes Event is recorded now, or, when
+    /// a release follows (`event_now` false), after it: the release is what
+    /// the next leader waits for and should not queue behind the Event.
+    fn stop_leading(&mut self, token: &CancellationToken, why: &str, event_now: bool) {
         token.cancel();
         warn!(lease = %self.config.lease, identity = %self.config.identity, reason = why, "stopped leading");
         self.metrics.set_leader(false);
         self.metrics.transitions.with_label_values(&["lost"]).inc();
         self.status.send_modify(|s| s.is_leader = false);
         self.emit(LeaderEvent::StoppedLeading);
-        self.record_event(ElectionEvent::StoppedLeading);
+        if event_now {
+            self.record_event(ElectionEvent::StoppedLeading);
+        }
     }
 
     /// Gives the Lease up (when `write` is set) after the leader's work has stopped.
@@ -566,9 +571,14 @@ impl<B: LeaseBackend> Elector<B> {
             // Resolves once every Leadership handed out has been dropped.
             let _ = work.recv().await;
         }
-        if !write {
-            return;
+        if write {
+            self.write_release().await;
         }
+        // Awaited, since the process may exit right after a shutdown.
+        let _ = self.record_event(ElectionEvent::StoppedLeading).await;
+    }
+
+    async fn write_release(&mut self) {
         let span = info_span!("release", lease = %self.config.lease, identity = %self.config.identity, outcome = tracing::field::Empty);
         let bound = self.config.timings.renew_deadline;
         let outcome = match timeout(bound, self.release_inner())
@@ -788,7 +798,7 @@ impl<B: LeaseBackend> Elector<B> {
         }
     }
 
-    fn record_event(&self, event: ElectionEvent) {
+    fn record_event(&self, event: ElectionEvent) -> tokio::task::JoinHandle<()> {
         let backend = self.backend.clone();
         let identity = self.config.identity.clone();
         let metrics = self.metrics.clone();
@@ -800,7 +810,7 @@ impl<B: LeaseBackend> Elector<B> {
                 Ok(Err(e)) => debug!(error = %e, "could not record a Kubernetes Event"),
                 Err(_) => debug!("recording a Kubernetes Event timed out"),
             }
-        });
+        })
     }
 }
 
