@@ -111,16 +111,16 @@ impl Demo {
         Ok(())
     }
 
-    fn leader(&self) -> Option<usize> {
-        self.candidates
-            .iter()
-            .position(|c| c.status.borrow().is_leader)
-    }
-
     /// Waits until some candidate other than `not` leads; returns its slot.
+    /// (A crashed candidate's status stays frozen as it was: skipped.)
     async fn await_leader(&self, not: Option<usize>) -> usize {
         loop {
-            if let Some(i) = self.leader().filter(|i| Some(*i) != not) {
+            let leader = self
+                .candidates
+                .iter()
+                .enumerate()
+                .position(|(i, c)| Some(i) != not && c.status.borrow().is_leader);
+            if let Some(i) = leader {
                 return i;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -168,9 +168,11 @@ async fn narrate(name: String, started: Instant, mut events: mpsc::UnboundedRece
 pub async fn run(args: DemoArgs, loaded: &Loaded) -> anyhow::Result<i32> {
     // Keep the timeline readable: logs (and traces) only when asked for.
     let mut telemetry = None;
-    if loaded.origin("log.level") != crate::config::Origin::Default
-        || std::env::var_os("RUST_LOG").is_some()
-    {
+    let asked = matches!(
+        loaded.origin("log.level"),
+        crate::config::Origin::Flag(_) | crate::config::Origin::Env(_)
+    );
+    if asked || std::env::var_os("RUST_LOG").is_some() {
         match crate::telemetry::init(&loaded.settings) {
             Ok(t) => telemetry = Some(t),
             Err(e) => eprintln!("lease-elector: logs and traces not set up: {e:#}"),

@@ -239,6 +239,12 @@ fn the_demo_replays_the_three_failovers_serves_metrics_and_exits_0() {
             assert!(text.contains(name), "missing {name}");
         }
     }
+    // Fail rather than hang if the script never ends.
+    let pid = child.id();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(90));
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    });
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
