@@ -227,3 +227,37 @@ async fn fencing_tokens_grow_across_acquisitions() {
     sup.await.unwrap();
     assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
 }
+
+#[tokio::test]
+async fn with_on_child_exit_exit_the_childs_code_ends_the_election_and_the_lease_is_released() {
+    let store = MemoryLease::new("t", "default");
+    let metrics = Arc::new(Metrics::new("t", "default"));
+    let config = ElectionConfig::new("t", "default", "me").with_timings(Timings {
+        lease_duration: Duration::from_secs(6),
+        renew_deadline: Duration::from_secs(3),
+        retry_period: Duration::from_secs(1),
+    });
+    let mut elector = Elector::new(store.client(), config, metrics.clone());
+    let shutdown = CancellationToken::new();
+    let mut s = spec("exit 7", Duration::from_secs(1));
+    s.run.on_child_exit = OnChildExit::Exit;
+    let sup = tokio::spawn(supervise(
+        elector.events(),
+        s,
+        metrics.clone(),
+        watch::Sender::new(ChildStatus::default()),
+        elector.resigner(),
+        shutdown.clone(),
+    ));
+    let run = tokio::spawn(elector.run(shutdown.clone()));
+    let code = tokio::time::timeout(Duration::from_secs(20), sup)
+        .await
+        .expect("supervisor ended")
+        .unwrap();
+    assert_eq!(code, Some(7));
+    assert!(shutdown.is_cancelled());
+    run.await.unwrap();
+    let holder = store.snapshot().unwrap().spec.unwrap().holder_identity;
+    assert_eq!(holder.as_deref(), Some(""), "released on the way out");
+    assert_eq!(metrics.child_exits.with_label_values(&["failure"]).get(), 1);
+}
