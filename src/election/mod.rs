@@ -781,7 +781,7 @@ impl<B: LeaseBackend> Elector<B> {
         match e {
             BackendError::Forbidden(msg) => warn!(
                 lease = %self.config.lease, identity = %self.config.identity, action,
-                "permission missing: {msg} (grant get, list, watch, update on this Lease and create on leases)"
+                "permission missing: {msg} (grant get, list, watch, update on this Lease and create on leases; right after an API server start this can also mean its authorizer is not ready yet)"
             ),
             BackendError::Conflict(_) | BackendError::AlreadyExists => debug!(
                 lease = %self.config.lease, identity = %self.config.identity, action, error = %e, "write conflict"
