@@ -29,10 +29,7 @@ fn s1_three_daemons_elect_exactly_one_leader() {
     let Some(fx) = shared_fixture() else { return };
     let lease = "e2e-three";
     let mut sc = Scenario::new("s1-three-daemons", &fx);
-    for id in ["s1-a", "s1-b", "s1-c"] {
-        sc.spawn_admin(id, lease);
-    }
-    let leader = sc.wait_single_leader(lease, SECS(30));
+    let leader = sc.elect(&["s1-a", "s1-b", "s1-c"], lease);
     let id = sc.d(leader).identity().to_string();
 
     let holder = sc.kubectl.holder(lease);
@@ -95,10 +92,7 @@ fn s2_sigterm_releases_and_hands_over() {
     let Some(fx) = shared_fixture() else { return };
     let lease = "e2e-sigterm";
     let mut sc = Scenario::new("s2-sigterm", &fx);
-    for id in ["s2-a", "s2-b", "s2-c"] {
-        sc.spawn_admin(id, lease);
-    }
-    let old = sc.wait_single_leader(lease, SECS(30));
+    let old = sc.elect(&["s2-a", "s2-b", "s2-c"], lease);
     let before = sc.kubectl.lease(lease).expect("lease exists");
     let transitions_before = LeaseFields(&before).transitions();
 
@@ -156,10 +150,7 @@ fn s3_sigkill_takeover_after_lease_duration() {
     let Some(fx) = shared_fixture() else { return };
     let lease = "e2e-sigkill";
     let mut sc = Scenario::new("s3-sigkill", &fx);
-    for id in ["s3-a", "s3-b", "s3-c"] {
-        sc.spawn_admin(id, lease);
-    }
-    let old = sc.wait_single_leader(lease, SECS(30));
+    let old = sc.elect(&["s3-a", "s3-b", "s3-c"], lease);
     let old_id = sc.d(old).identity().to_string();
 
     let t_kill = Instant::now();
@@ -328,10 +319,7 @@ fn s6_lease_deleted_and_holder_changed_by_hand() {
     let Some(fx) = shared_fixture() else { return };
     let lease = "e2e-tamper";
     let mut sc = Scenario::new("s6-tamper", &fx);
-    for id in ["s6-a", "s6-b", "s6-c"] {
-        sc.spawn_admin(id, lease);
-    }
-    let leader = sc.wait_single_leader(lease, SECS(30));
+    let leader = sc.elect(&["s6-a", "s6-b", "s6-c"], lease);
     let before = sc.kubectl.lease(lease).expect("lease exists");
     let before = LeaseFields(&before);
     let (uid0, transitions0) = (before.uid().to_string(), before.transitions());

@@ -77,6 +77,15 @@ impl Scenario {
         i
     }
 
+    /// Starts one admin daemon per identity on `lease` and waits for the
+    /// single leader; returns its index.
+    pub fn elect(&mut self, identities: &[&str], lease: &str) -> usize {
+        for id in identities {
+            self.spawn_admin(id, lease);
+        }
+        self.wait_single_leader(lease, std::time::Duration::from_secs(30))
+    }
+
     /// Starts a daemon with the admin kubeconfig.
     pub fn spawn_admin(&mut self, identity: &str, lease: &str) -> usize {
         let spec = DaemonSpec::new(identity, lease, &self.fx.admin_kubeconfig);
