@@ -211,10 +211,8 @@ pub struct Elector<B: LeaseBackend> {
     observation: Option<Observation>,
     reported_holder: Option<String>,
     work_done: Option<mpsc::Receiver<()>>,
-    resign: (
-        mpsc::UnboundedSender<Duration>,
-        mpsc::UnboundedReceiver<Duration>,
-    ),
+    resign_tx: mpsc::UnboundedSender<Duration>,
+    resign_rx: mpsc::UnboundedReceiver<Duration>,
     sit_out_until: Option<Instant>,
 }
 
@@ -235,6 +233,7 @@ impl<B: LeaseBackend> Elector<B> {
             observed: false,
             last_renew_at: None,
         });
+        let (resign_tx, resign_rx) = mpsc::unbounded_channel();
         Elector {
             backend: Arc::new(backend),
             config,
@@ -244,7 +243,8 @@ impl<B: LeaseBackend> Elector<B> {
             observation: None,
             reported_holder: None,
             work_done: None,
-            resign: mpsc::unbounded_channel(),
+            resign_tx,
+            resign_rx,
             sit_out_until: None,
         }
     }
@@ -259,7 +259,7 @@ impl<B: LeaseBackend> Elector<B> {
 
     /// A handle to make this candidate resign while leading.
     pub fn resigner(&self) -> Resigner {
-        Resigner(self.resign.0.clone())
+        Resigner(self.resign_tx.clone())
     }
 
     /// A live view of this candidate's status.
@@ -270,10 +270,11 @@ impl<B: LeaseBackend> Elector<B> {
     /// Runs the election until `shutdown` is cancelled; then, if leading, stops
     /// leader work, releases the Lease (when configured) and returns.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let (_, resign) = std::mem::replace(&mut self.resign, mpsc::unbounded_channel());
+        let (_, placeholder) = mpsc::unbounded_channel();
         let mut inbox = Inbox {
             changes: self.backend.watch(),
-            resign,
+            // Moved out so the loop can borrow `self` and the inbox apart.
+            resign: std::mem::replace(&mut self.resign_rx, placeholder),
         };
         loop {
             if !self.follow(&mut inbox, &shutdown).await {
@@ -636,34 +637,32 @@ impl<B: LeaseBackend> Elector<B> {
                 false
             }
             Change::Applied(lease) => {
-                debug!(version = ?lease.metadata.resource_version, "watch: Lease applied");
-                let stale = self
-                    .observation
-                    .as_ref()
-                    .and_then(|o| o.lease.as_ref())
-                    .is_some_and(|current| !record::is_newer(&lease, current));
-                if !stale {
+                let version = lease.metadata.resource_version.as_deref();
+                debug!(?version, "watch: Lease applied");
+                if !self.is_stale(version) {
                     self.observe(Some(*lease));
                 }
                 true
             }
             Change::Deleted(version) => {
-                let current = self.observation.as_ref().and_then(|o| o.lease.as_ref());
-                debug!(?version, current = ?current.and_then(|c| c.metadata.resource_version.as_deref()), "watch: Lease absent");
-                let stale = match (current, version) {
-                    (Some(current), Some(version)) => {
-                        let mut gone = Lease::default();
-                        gone.metadata.resource_version = Some(version);
-                        !record::is_newer(&gone, current)
-                    }
-                    _ => false,
-                };
-                if !stale {
+                debug!(?version, "watch: Lease absent");
+                if !self.is_stale(version.as_deref()) {
                     self.observe(None);
                 }
                 true
             }
         }
+    }
+
+    /// Whether watch news at `version` is older than what we hold already
+    /// (an event queued before our own write's answer arrived).
+    fn is_stale(&self, version: Option<&str>) -> bool {
+        let current = self
+            .observation
+            .as_ref()
+            .and_then(|o| o.lease.as_ref())
+            .and_then(|l| l.metadata.resource_version.as_deref());
+        current.is_some() && !record::is_newer(version, current)
     }
 
     /// Records what the server holds now; restarts the expiry clock only when

@@ -115,12 +115,12 @@ pub fn released(previous: &LeaseSpec) -> LeaseSpec {
     }
 }
 
-/// Whether `candidate` is at least as new as `current`. resourceVersions are
+/// Whether resourceVersion `candidate` is newer than `current`. They are
 /// opaque, but etcd-backed ones are integers; when both parse, an older watch
-/// event can be told from a newer one. Otherwise anything different counts as new.
-pub fn is_newer(candidate: &Lease, current: &Lease) -> bool {
-    let rv = |l: &Lease| l.metadata.resource_version.clone();
-    match (rv(candidate), rv(current)) {
+/// event can be told from a newer one. Otherwise anything different counts as
+/// new, and so does news without a version.
+pub fn is_newer(candidate: Option<&str>, current: Option<&str>) -> bool {
+    match (candidate, current) {
         (Some(a), Some(b)) => match (a.parse::<u64>(), b.parse::<u64>()) {
             (Ok(a), Ok(b)) => a > b,
             _ => a != b,
