@@ -19,7 +19,9 @@ import sys
 
 
 def version(text):
-    return tuple(int(x) for x in text.split("."))
+    """'1.89' and '1.89.0' compare equal."""
+    parts = [int(x) for x in text.split(".")]
+    return tuple(parts + [0] * (3 - len(parts)))
 
 
 meta = json.loads(subprocess.check_output(
