@@ -1,7 +1,5 @@
 //! The Lease on a real Kubernetes API server.
 
-use std::time::Duration;
-
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
@@ -10,6 +8,7 @@ use kube::api::{ListParams, PostParams, WatchEvent, WatchParams};
 use kube::{Api, Client};
 use tokio::sync::mpsc;
 
+use super::watch_backoff::{Cycle, WatchBackoff};
 use super::{BackendError, Change, ElectionEvent, LeaseBackend};
 
 /// How long one watch request may stay open before the server closes it.
@@ -140,33 +139,47 @@ impl LeaseBackend for KubeBackend {
 /// lost watch only delays news; the election's own timers never depend on it.
 async fn follow(leases: Api<Lease>, name: String, tx: mpsc::UnboundedSender<Change>) {
     let selector = format!("metadata.name={name}");
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = WatchBackoff::default();
     while !tx.is_closed() {
         if tx.send(Change::WatchStarted).is_err() {
             return;
         }
-        match watch_once(&leases, &selector, &tx).await {
-            Ok(()) => backoff = Duration::from_millis(200),
+        let (cycle, outcome) = watch_once(&leases, &selector, &tx).await;
+        let pause = backoff.after(cycle);
+        match outcome {
+            Ok(()) => tracing::debug!(?cycle, "lease watch closed; re-listing after {pause:?}"),
             Err(e) => {
-                tracing::debug!(error = %e, "lease watch interrupted; re-listing after {:?}", backoff);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                tracing::debug!(error = %e, ?cycle, "lease watch interrupted; re-listing after {pause:?}")
             }
         }
+        tokio::time::sleep(pause).await;
     }
 }
 
-/// One list + watch cycle. Returns `Ok` when the server closed the watch
-/// normally (time to start over) and `Err` on anything else.
+/// One list + watch cycle: how it ended, and the error if it failed.
 async fn watch_once(
     leases: &Api<Lease>,
     selector: &str,
     tx: &mpsc::UnboundedSender<Change>,
+) -> (Cycle, Result<(), BackendError>) {
+    let list = match leases.list(&ListParams::default().fields(selector)).await {
+        Ok(list) => list,
+        Err(e) => return (Cycle::ListFailed, Err(classify(e))),
+    };
+    let started = tokio::time::Instant::now();
+    let outcome = forward(leases, selector, list, tx).await;
+    let lasted = started.elapsed();
+    (Cycle::WatchEnded { lasted }, outcome)
+}
+
+/// Sends what the list found, then every watch event from its version on.
+/// `Ok` when the server closed the watch normally or nobody listens any more.
+async fn forward(
+    leases: &Api<Lease>,
+    selector: &str,
+    list: kube::core::ObjectList<Lease>,
+    tx: &mpsc::UnboundedSender<Change>,
 ) -> Result<(), BackendError> {
-    let list = leases
-        .list(&ListParams::default().fields(selector))
-        .await
-        .map_err(classify)?;
     let version = list.metadata.resource_version.clone().unwrap_or_default();
     let current = match list.items.into_iter().next() {
         Some(lease) => Change::Applied(Box::new(lease)),

@@ -8,6 +8,7 @@
 
 pub mod kube;
 pub mod memory;
+pub mod watch_backoff;
 
 use std::future::Future;
 use std::time::Duration;
