@@ -226,7 +226,8 @@ async fn daemon(loaded: &Loaded, child: Option<Vec<String>>) -> anyhow::Result<i
         "lease-elector {} starting", env!("CARGO_PKG_VERSION")
     );
 
-    let backend = KubeBackend::new(client.clone(), &settings.lease, &settings.namespace);
+    let backend = KubeBackend::new(client.clone(), &settings.lease, &settings.namespace)
+        .with_watch_backoff_limit(settings.retry_period);
     let metrics = Arc::new(Metrics::new(&settings.lease, &settings.namespace));
     let mut elector = Elector::new(backend, settings.election(), metrics.clone());
     let shutdown = CancellationToken::new();

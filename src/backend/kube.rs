@@ -1,5 +1,7 @@
 //! The Lease on a real Kubernetes API server.
 
+use std::time::Duration;
+
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
@@ -23,6 +25,7 @@ pub struct KubeBackend {
     events: Api<Event>,
     name: String,
     namespace: String,
+    watch_backoff_limit: Duration,
 }
 
 impl KubeBackend {
@@ -33,7 +36,17 @@ impl KubeBackend {
             events: Api::namespaced(client, namespace),
             name: name.to_string(),
             namespace: namespace.to_string(),
+            watch_backoff_limit: WatchBackoff::DEFAULT_LIMIT,
         }
+    }
+
+    /// Caps the pause between two attempts to re-establish the watch (default
+    /// 5 s). The daemon sets it to `retry_period`: a follower then finds a
+    /// recovered API server as soon as a client-go follower polling every
+    /// retry_period would, and never loads a down one more than that.
+    pub fn with_watch_backoff_limit(mut self, limit: Duration) -> Self {
+        self.watch_backoff_limit = limit;
+        self
     }
 }
 
@@ -91,7 +104,8 @@ impl LeaseBackend for KubeBackend {
 
     fn watch(&self) -> mpsc::UnboundedReceiver<Change> {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(follow(self.leases.clone(), self.name.clone(), tx));
+        let backoff = WatchBackoff::new(self.watch_backoff_limit);
+        tokio::spawn(follow(self.leases.clone(), self.name.clone(), backoff, tx));
         rx
     }
 
@@ -137,9 +151,13 @@ impl LeaseBackend for KubeBackend {
 /// Lists then watches the one Lease for as long as anyone listens, forwarding
 /// what it sees. Any failure falls back to a fresh list after a backoff, so a
 /// lost watch only delays news; the election's own timers never depend on it.
-async fn follow(leases: Api<Lease>, name: String, tx: mpsc::UnboundedSender<Change>) {
+async fn follow(
+    leases: Api<Lease>,
+    name: String,
+    mut backoff: WatchBackoff,
+    tx: mpsc::UnboundedSender<Change>,
+) {
     let selector = format!("metadata.name={name}");
-    let mut backoff = WatchBackoff::default();
     while !tx.is_closed() {
         if tx.send(Change::WatchStarted).is_err() {
             return;

@@ -32,46 +32,49 @@ pub enum Cycle {
 pub struct WatchBackoff {
     list: Duration,
     watch: Duration,
-}
-
-impl Default for WatchBackoff {
-    fn default() -> Self {
-        WatchBackoff {
-            list: Self::MIN,
-            watch: Self::MIN,
-        }
-    }
+    limit: Duration,
 }
 
 impl WatchBackoff {
-    /// The first pause after a failure.
+    /// The first pause after a failure (or `limit`, if that is shorter).
     pub const MIN: Duration = Duration::from_millis(200);
-    /// No pause grows beyond this, so a recovered server is found within it.
-    pub const MAX: Duration = Duration::from_secs(5);
+    /// The default limit on any pause.
+    pub const DEFAULT_LIMIT: Duration = Duration::from_secs(5);
     /// A watch open at least this long was healthy: no pause after it.
     pub const HEALTHY: Duration = Duration::from_secs(2);
+
+    /// No pause will exceed `limit`, so a recovered server is found within it.
+    pub fn new(limit: Duration) -> Self {
+        let first = Self::MIN.min(limit);
+        WatchBackoff {
+            list: first,
+            watch: first,
+            limit,
+        }
+    }
 
     /// The pause before the next cycle, given how this one ended.
     pub fn after(&mut self, cycle: Cycle) -> Duration {
         match cycle {
-            Cycle::ListFailed => Self::grow(&mut self.list),
+            Cycle::ListFailed => grow(&mut self.list, self.limit),
             Cycle::WatchEnded { lasted } => {
-                self.list = Self::MIN;
+                self.list = Self::MIN.min(self.limit);
                 if lasted >= Self::HEALTHY {
-                    self.watch = Self::MIN;
+                    self.watch = Self::MIN.min(self.limit);
                     Duration::ZERO
                 } else {
-                    Self::grow(&mut self.watch)
+                    grow(&mut self.watch, self.limit)
                 }
             }
         }
     }
+}
 
-    fn grow(current: &mut Duration) -> Duration {
-        let pause = *current;
-        *current = (*current * 2).min(Self::MAX);
-        pause
-    }
+/// Returns `current` and doubles it, up to `limit`.
+fn grow(current: &mut Duration, limit: Duration) -> Duration {
+    let pause = *current;
+    *current = (*current * 2).min(limit);
+    pause
 }
 
 #[cfg(test)]
@@ -82,7 +85,7 @@ mod tests {
 
     #[test]
     fn failed_lists_back_off_doubling_up_to_five_seconds() {
-        let mut b = WatchBackoff::default();
+        let mut b = WatchBackoff::new(WatchBackoff::DEFAULT_LIMIT);
         let pauses: Vec<_> = (0..7).map(|_| b.after(Cycle::ListFailed)).collect();
         assert_eq!(
             pauses,
@@ -99,8 +102,17 @@ mod tests {
     }
 
     #[test]
+    fn no_pause_exceeds_the_limit_the_daemon_sets_to_retry_period() {
+        let mut b = WatchBackoff::new(MS(1000));
+        let pauses: Vec<_> = (0..5).map(|_| b.after(Cycle::ListFailed)).collect();
+        assert_eq!(pauses, [MS(200), MS(400), MS(800), MS(1000), MS(1000)]);
+        let mut tiny = WatchBackoff::new(MS(50));
+        assert_eq!(tiny.after(Cycle::WatchEnded { lasted: MS(1) }), MS(50));
+    }
+
+    #[test]
     fn a_successful_list_after_an_outage_forgives_the_list_backoff() {
-        let mut b = WatchBackoff::default();
+        let mut b = WatchBackoff::new(WatchBackoff::DEFAULT_LIMIT);
         for _ in 0..6 {
             b.after(Cycle::ListFailed);
         }
@@ -112,7 +124,7 @@ mod tests {
 
     #[test]
     fn a_watch_that_the_server_closes_at_once_never_loops_without_a_pause() {
-        let mut b = WatchBackoff::default();
+        let mut b = WatchBackoff::new(WatchBackoff::DEFAULT_LIMIT);
         let pauses: Vec<_> = (0..4)
             .map(|_| b.after(Cycle::WatchEnded { lasted: MS(1) }))
             .collect();
@@ -121,7 +133,7 @@ mod tests {
 
     #[test]
     fn a_watch_that_stayed_up_is_followed_at_once_and_forgives_the_watch_backoff() {
-        let mut b = WatchBackoff::default();
+        let mut b = WatchBackoff::new(WatchBackoff::DEFAULT_LIMIT);
         b.after(Cycle::WatchEnded { lasted: MS(1) });
         b.after(Cycle::WatchEnded { lasted: MS(1) });
         let healthy = Cycle::WatchEnded {
