@@ -31,11 +31,6 @@ def time_axis(ax, win):
 def save(fig, path, dpi):
     fig.savefig(path, dpi=dpi, facecolor=fig.get_facecolor())
     plt.close(fig)
-    try:  # a 256-colour palette keeps the PNGs small
-        from PIL import Image
-        Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)
-    except ImportError:
-        pass
 
 
 # --------------------------------------------------------------------- failover timeline
@@ -66,11 +61,12 @@ def draw_timeline(path, lanes, changes, lease_duration, step, win):
     ax.set_ylim(n - 0.5, -1.6)
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_xlabel("time (UTC)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in (LEADER, FOLLOWER, GAP, HANDOVER)]
-    ax.legend(handles, ["leader", "follower (no bar: not scraped, e.g. killed)",
-                        f"no leader (expiry gap: the Lease, {lease_duration:g}s, had to expire)",
-                        "graceful handover (released)"],
-              loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=4, fontsize=8, frameon=False)
+    entries = [(LEADER, "leader"), (FOLLOWER, "follower (no bar: not scraped, e.g. killed)"),
+               (GAP, f"no leader: expiry gap (the {lease_duration:g}s Lease had to expire) or longer")]
+    if any(c.kind == "handover" for c in changes):
+        entries.append((HANDOVER, "graceful handover (a candidate saw the Lease released)"))
+    ax.legend([plt.Rectangle((0, 0), 1, 1, color=c) for c, _ in entries], [t for _, t in entries],
+              loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=len(entries), fontsize=8, frameon=False)
     ax.set_title("lease_elector_is_leader per pod (dashboard panel \"Leader per pod\"), "
                  f"measured on {step:g}s steps", fontsize=10, loc="left")
     fig.tight_layout()
@@ -173,7 +169,8 @@ def draw_timeseries(ax, panel, targets, win):
     i = 0
     for t, series in targets:
         for s in series:
-            ax.plot([when(x) for x in s.times], s.values, linewidth=1, color=PALETTE[i % len(PALETTE)],
+            xs, ys = with_gaps(s)
+            ax.plot(xs, ys, linewidth=1, color=PALETTE[i % len(PALETTE)],
                     linestyle="--" if t.ref == "B" and len(targets) > 1 else "-",
                     label=dd.legend(t.legend, s.labels))
             i += 1
@@ -183,6 +180,19 @@ def draw_timeseries(ax, panel, targets, win):
         ax.set_ylabel({"s": "seconds", "reqps": "req/s"}[panel.unit], color=DARK["text"], fontsize=7)
     ax.legend(fontsize=6.5, loc="upper left", labelcolor=DARK["text"], ncol=2, facecolor=DARK["panel"],
               edgecolor="none", framealpha=0.85)
+
+
+def with_gaps(series):
+    """x, y with a NaN where steps are missing, so the line breaks there (spanNulls off)."""
+    step = fo.step_of(series.times)
+    xs, ys = [], []
+    for i, (t, v) in enumerate(zip(series.times, series.values)):
+        if i and t - series.times[i - 1] > 1.5 * step:
+            xs.append(when(t - step))
+            ys.append(float("nan"))
+        xs.append(when(t))
+        ys.append(v)
+    return xs, ys
 
 
 def draw_state_timeline(ax, panel, targets, win):

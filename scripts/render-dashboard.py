@@ -34,6 +34,9 @@ except ImportError as e:
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMELINE_PANEL = "Leader per pod"
 LEASE_DURATION_PANEL = "Lease duration"
+# who saw the Lease released (holder ""), per pod: empty when nobody did
+NO_HOLDER = ('max by (pod) (lease_elector_leader_info{holder="", namespace=~"$namespace", lease=~"$lease", '
+             'job=~"$job"})')
 
 
 def timestamp(text):
@@ -85,9 +88,9 @@ def panel_data(prom, panel, env, win):
     return [(t, dd.fetch(prom, panel, t, env, win)) for t in panel.targets]
 
 
-def timeline(panels, data):
-    """The lanes of "Leader per pod" (by pod) and its failovers, judged against the
-    "Lease duration" panel's value."""
+def timeline(prom, panels, data, env, win):
+    """The lanes of "Leader per pod" (by pod) and its failovers, told apart by who saw
+    the Lease released and by the "Lease duration" panel."""
     by_title = {p.title: p for p in panels}
     for title in (TIMELINE_PANEL, LEASE_DURATION_PANEL):
         if title not in by_title or len(by_title[title].targets) != 1:
@@ -96,7 +99,9 @@ def timeline(panels, data):
     lanes = {s.labels.get("pod") or dd.legend(target.legend, s.labels): s for s in series}
     (_, durations), = data[by_title[LEASE_DURATION_PANEL].id]
     lease_duration = max(v for s in durations for v in s.values if math.isfinite(v))
-    return lanes, fo.failovers(fo.leader_at(lanes), lease_duration), lease_duration
+    no_holder = {s.labels.get("pod"): s for s in prom.query_range(dd.substitute(NO_HOLDER, env), *win)}
+    released = fo.seen_released(lanes, no_holder)
+    return lanes, fo.failovers(fo.leader_at(lanes), lease_duration, released), lease_duration
 
 
 def main(argv=None):
@@ -107,7 +112,7 @@ def main(argv=None):
         win = window(prom, args)
         env = variables(args, win)
         data = {p.id: panel_data(prom, p, env, win) for p in panels if p.type != "row"}
-        lanes, changes, lease_duration = timeline(panels, data)
+        lanes, changes, lease_duration = timeline(prom, panels, data, env, win)
     except (dd.DashboardError, dd.QueryError) as e:
         print(f"render-dashboard: {e}", file=sys.stderr)
         return 1

@@ -124,10 +124,17 @@ def lanes(**pods):
 
 
 @test
-def a_next_leader_within_half_a_lease_is_a_handover():
-    steps = fo.leader_at(lanes(a=[1, 1, 0, NAN], b=[0, 0, 0, 1]))
-    (f,) = fo.failovers(steps, lease_duration=6)
-    assert (f.kind, f.before, f.after, f.seconds) == ("handover", "a", "b", 1), f
+def a_vacancy_in_which_the_lease_was_seen_released_is_a_handover():
+    steps = fo.leader_at(lanes(a=[1, 1, 0, NAN, NAN], b=[0, 0, 0, 0, 1]))
+    (f,) = fo.failovers(steps, lease_duration=6, released=[3])
+    assert (f.kind, f.before, f.after, f.seconds, f.label(1)) == ("handover", "a", "b", 2, "handover 2s"), f
+
+
+@test
+def a_release_seen_outside_the_vacancy_does_not_make_it_a_handover():
+    steps = fo.leader_at(lanes(a=[1, 1, 0, NAN, NAN], b=[0, 0, 0, 0, 1]))
+    (f,) = fo.failovers(steps, lease_duration=6, released=[0])
+    assert f.kind == "expiry gap", f
 
 
 @test
@@ -151,6 +158,20 @@ def no_leader_for_longer_than_two_leases_is_named_so():
 @test
 def a_steady_leader_has_no_failover():
     assert fo.failovers(fo.leader_at(lanes(a=[1, 1, 1], b=[0, 0, 0])), lease_duration=6) == []
+
+
+@test
+def a_release_counts_when_seen_by_a_pod_that_was_running_before():
+    pods = lanes(a=[0, 0, 0])
+    no_holder = {"a": dd.Series({"pod": "a"}, [2], [1.0])}
+    assert fo.seen_released(pods, no_holder) == [2]
+
+
+@test
+def no_holder_reported_by_a_pod_that_just_started_is_not_a_release():
+    pods = lanes(a=[NAN, NAN, 0])
+    no_holder = {"a": dd.Series({"pod": "a"}, [2], [1.0])}
+    assert fo.seen_released(pods, no_holder) == []
 
 
 @test
