@@ -23,7 +23,10 @@ done
 if [ -z "$from" ]; then
   log="$(mktemp)"
   if ! "$root/tests/integration/run.sh" --keep 2>&1 | tee "$log"; then
-    echo "pictures: the integration test failed; no pictures from a failed run (its data: see 'kept' above)" >&2
+    kept="$(sed -n 's/^kept //p' "$log" | tail -n1)"
+    echo "pictures: the integration test failed: no pictures from a failed run; to draw its data anyway:" \
+      "scripts/pictures.sh --from ${kept:-KEPT_DIR}" >&2
+    rm -f "$log"
     exit 1
   fi
   from="$(sed -n 's/^kept //p' "$log" | tail -n1)"
