@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Regenerates docs/img/failover-timeline.png and docs/img/dashboard-preview.png from a
+# fresh real run: the integration test (tests/integration/run.sh --keep: a real
+# kube-apiserver, three daemons, leaders killed, cut off and released, a real
+# Prometheus), then a Prometheus on the run's kept TSDB, drawn by
+# scripts/render-dashboard.py with the dashboard's own queries.
+#
+#   scripts/pictures.sh [--from KEPT_DIR] [--out DIR]
+#
+# --from: draw from an earlier `run.sh --keep` directory instead of a new run.
+# --out:  where the PNGs go (default docs/img). Needs python3-matplotlib (Debian).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="$root/docs/img" from=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --from) from="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    *) echo "usage: scripts/pictures.sh [--from KEPT_DIR] [--out DIR]" >&2; exit 2 ;;
+  esac
+done
+
+if [ -z "$from" ]; then
+  log="$(mktemp)"
+  if ! "$root/tests/integration/run.sh" --keep 2>&1 | tee "$log"; then
+    kept="$(sed -n 's/^kept //p' "$log" | tail -n1)"
+    echo "pictures: the integration test failed: no pictures from a failed run; to draw its data anyway:" \
+      "scripts/pictures.sh --from ${kept:-KEPT_DIR}" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  from="$(sed -n 's/^kept //p' "$log" | tail -n1)"
+  rm -f "$log"
+  [ -n "$from" ] || { echo "pictures: the integration test kept no directory" >&2; exit 1; }
+  cleanup_from=1
+fi
+[ -d "$from/prometheus-data" ] || { echo "pictures: no $from/prometheus-data" >&2; exit 1; }
+
+# a Prometheus that only serves the kept data: no scrapes, no rules
+conf="$(mktemp -d)"
+printf 'global:\n  scrape_interval: 1h\nscrape_configs: []\n' >"$conf/prometheus.yml"
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+prometheus --config.file="$conf/prometheus.yml" --storage.tsdb.path="$from/prometheus-data" \
+  --storage.tsdb.retention.time=3650d --web.listen-address="127.0.0.1:$port" >"$conf/prometheus.log" 2>&1 &
+prom_pid=$!
+stop() {
+  kill "$prom_pid" 2>/dev/null && wait "$prom_pid" 2>/dev/null || true
+  rm -rf "$conf"
+  if [ "${cleanup_from:-}" = 1 ]; then rm -rf "$from"; fi
+}
+trap stop EXIT
+for _ in $(seq 120); do
+  curl -fsS "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+
+# the integration test scrapes every second (tests/integration/real_components.py)
+"$root/scripts/render-dashboard.py" --prometheus "http://127.0.0.1:$port" --out "$out" --scrape-interval 1
