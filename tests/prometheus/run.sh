@@ -46,6 +46,8 @@ cp "$here/alerts_test.yaml" "$work/m/tests/prometheus/"
 mutations=(
   's/round\(increase\((.*)\[15m\]\)\)/increase(\1[15m])/'       # extrapolation not undone
   's/round\(increase\(/round(delta(/'                              # counter resets not handled
+  's/max by \(namespace, lease\) \(round/sum by (namespace, lease) (round/' # Flapping counts a change once per candidate
+  's/lease_elector_observed_leader_changes_total\[15m\]/lease_elector_leadership_transitions_total{direction="acquired"}[15m]/' # Flapping blind to a crash-looping leader
   's/(sum by \(namespace, lease\) \(lease_elector_is_leader\)) == 0/\1 == 0 and on() vector(0) == 1/' # NoLeader never fires
   '/alert: LeaseElectorNoLeader/,/for:/ s/for: .*/for: 15s/'        # NoLeader too eager
   '/alert: LeaseElectorSplitBrain/,/for:/ s/for: .*/for: 15s/'      # SplitBrain fires on a handover
