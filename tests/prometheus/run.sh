@@ -9,7 +9,8 @@
 # 3. mutation check         broken copies of the rules must make the unit tests fail
 # 4. dashboard checks       tests/prometheus/dashboard_queries.py, plus a PromQL parse of
 #                           every dashboard query through promtool
-# 5. real Prometheus        tests/prometheus/real_prometheus.py (skip: LE_SKIP_REAL_PROMETHEUS=1)
+# 5. real Prometheus        tests/prometheus/real_prometheus.py (skip: LE_SKIP_REAL_PROMETHEUS=1); builds
+#                           target/debug/lease-elector, whose metric set the fake targets copy
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -103,7 +104,10 @@ step "dashboard --print-queries" bash -c "[ \"\$(python3 '$here/dashboard_querie
 if [ "${LE_SKIP_REAL_PROMETHEUS:-0}" = 1 ]; then
   echo "skip real Prometheus test (LE_SKIP_REAL_PROMETHEUS=1)"
 elif command -v prometheus >/dev/null 2>&1; then
-  step "real Prometheus: alerts fire, dashboard queries run (real_prometheus.py)" timeout 300 python3 "$here/real_prometheus.py"
+  # the fake targets are made from the metric set of the real daemon: build it (a no-op when fresh)
+  (cd "$root" && cargo build --locked --quiet --bin lease-elector) || { fail=$((fail + 1)); echo "FAIL cargo build --bin lease-elector"; }
+  step "real Prometheus: the fake exporter is the real metric set, alerts fire, dashboard queries run (real_prometheus.py)" \
+    timeout 300 python3 "$here/real_prometheus.py" --lease-elector "${CARGO_TARGET_DIR:-$root/target}/debug/lease-elector"
 else
   fail=$((fail + 1)); echo "FAIL real Prometheus test: no prometheus binary (apt-get install prometheus)"
 fi

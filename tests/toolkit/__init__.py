@@ -1,0 +1,47 @@
+"""The shared test toolkit of the Python and shell test scripts (standard library only).
+
+One place for what every script under tests/ and bench/ needs:
+
+  toolkit.results   Results: one pass/fail recorder ("ok   ..." / "FAIL ..." lines and the
+                    closing "N passed, M failed" line), exit status from it.
+  toolkit.procs     Processes: start child processes that die with the script
+                    (PR_SET_PDEATHSIG) and stop every one of them by PID on every exit path
+                    (normal end, exception, SIGTERM/SIGINT/SIGHUP); run(): a command with a
+                    timeout, as (rc, stdout, stderr).
+  toolkit.wait      wait_for(): the one polling loop.
+  toolkit.net       free_port(), http_get() on 127.0.0.1.
+  toolkit.fixture   Fixture: the tests/k8s-fixture launcher (etcd + kube-apiserver) and its
+                    start-up protocol (the "K8S_FIXTURE_READY <info.json>" line).
+  toolkit.prom      Prometheus: the one client of the Prometheus HTTP API;
+                    PrometheusServer: a real `prometheus` over static 127.0.0.1 targets;
+                    AlertWatch: a poller of /api/v1/alerts.
+  toolkit.exposition  the text exposition format: samples(), by_label(), families(), and
+                    real_exposition(): the /metrics of a real `lease-elector demo`.
+
+Importing it from any script below the repository (tests/*/x.py, bench/x.py):
+
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[N] / "tests"))  # N: depth
+    from toolkit import Results, Processes, wait_for, Fixture
+
+(tests/integration/x.py: parents[2]; bench/x.py: parents[1].) From a shell script, put
+`tests` on PYTHONPATH: `PYTHONPATH="$root/tests" python3 -c 'import toolkit'`.
+
+wait_for semantics, once for all: cond() is called at least once and then every
+`interval` seconds until it returns a truthy value, which wait_for returns; an exception
+raised by cond() means "not yet"; after `timeout` seconds wait_for returns None. A caller
+that cannot go on without the value raises itself (`or fail("...")`).
+"""
+from .exposition import by_label, families, real_exposition, samples
+from .fixture import Fixture
+from .net import free_port, http_get
+from .procs import Processes, run
+from .prom import AlertWatch, Prometheus, PrometheusServer
+from .results import Results
+from .wait import wait_for
+
+__all__ = [
+    "AlertWatch", "Fixture", "Processes", "Prometheus", "PrometheusServer", "Results",
+    "by_label", "families", "free_port", "http_get", "real_exposition", "run", "samples", "wait_for",
+]
