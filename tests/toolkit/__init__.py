@@ -28,6 +28,9 @@ Importing it from any script below the repository (tests/*/x.py, bench/x.py):
 (tests/integration/x.py: parents[2]; bench/x.py: parents[1].) From a shell script, put
 `tests` on PYTHONPATH: `PYTHONPATH="$root/tests" python3 -c 'import toolkit'`.
 
+Shell scripts record their checks with tests/toolkit/checks.sh (report, step, summary:
+the same "ok   " / "FAIL " lines and closing count): `. "$root/tests/toolkit/checks.sh"`.
+
 wait_for semantics, once for all: cond() is called at least once and then every
 `interval` seconds until it returns a truthy value, which wait_for returns; an exception
 raised by cond() means "not yet"; after `timeout` seconds wait_for returns None. A caller
