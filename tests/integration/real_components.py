@@ -64,7 +64,6 @@ Prints "ok   ..." / "FAIL ..." per check and, as its last line, "N passed, M fai
 exits 1 when a check failed.
 """
 import argparse
-import base64
 import datetime
 import json
 import math
@@ -73,7 +72,6 @@ import random
 import re
 import shutil
 import signal
-import ssl
 import string
 import sys
 import tempfile
@@ -84,8 +82,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from toolkit import (AlertWatch, Fixture, Processes, PrometheusServer, Results, free_port,  # noqa: E402
-                     http_get, run, wait_for)
+from toolkit import (AlertWatch, Fixture, Kube, Processes, PrometheusServer, Results,  # noqa: E402
+                     free_port, http_get, run, wait_for, write_kubeconfig)
 from toolkit.procs import Interrupted  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -100,6 +98,7 @@ RULES_FOR = "15s"       # `for:` of every alert in the test copy of the rules
 CRASH_CYCLES = 4        # leader kills; LeaseElectorFlapping's threshold is "> 3"
 LEASE_DURATION = 6.0    # tests/integration/values-integration.yaml
 RENEW_DEADLINE = 3.0
+WATCH_BACKOFF_MAX = 10.0  # the daemon's longest pause before it re-lists a lost watch
 
 results = Results()  # last line "N passed, M failed"
 check = results.check
@@ -124,48 +123,6 @@ def rfc3339(text):
 
 def strip_helm_noise(text):
     return "\n".join(l for l in text.splitlines() if "found symbolic link in path" not in l)
-
-
-# --------------------------------------------------------------------------- cluster access
-class Kube:
-    """kubectl with a kubeconfig, and raw HTTPS requests with a bearer token."""
-
-    def __init__(self, kubeconfig, server, ca_file, token):
-        self.kubeconfig, self.server, self.token = kubeconfig, server, token
-        self.ctx = ssl.create_default_context(cafile=ca_file)
-
-    def kubectl(self, *args, timeout=30, input=None):
-        return run(["kubectl", f"--kubeconfig={self.kubeconfig}", "--request-timeout=15s", *args],
-                   timeout=timeout, input=input)
-
-    def request(self, method, path, body=None):
-        """The HTTP status of a real request to the API server."""
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {self.token}")
-        if data is not None:
-            req.add_header("Content-Type", "application/merge-patch+json" if method == "PATCH"
-                           else "application/json")
-        try:
-            with urllib.request.urlopen(req, context=self.ctx, timeout=15) as r:
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
-
-
-def write_kubeconfig(path, server, ca_file, token, namespace):
-    with open(ca_file, "rb") as f:
-        ca = base64.b64encode(f.read()).decode()
-    cfg = {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "fixture", "cluster": {"server": server, "certificate-authority-data": ca}}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "fixture", "user": "sa", "namespace": namespace}}],
-        "current-context": "sa",
-    }
-    with open(path, "w") as f:
-        json.dump(cfg, f, indent=1)
-    os.chmod(path, 0o600)
 
 
 # --------------------------------------------------------------------------- daemons
@@ -667,6 +624,14 @@ class Test:
         leader = wait_for(self.consistent_leader, 20)
         if not check(leader, f"one leader before the release ({leader})"):
             return
+        # Followers learn of a release from their watch (they do not poll), and after the
+        # API server's restart a follower may still wait out its re-list backoff (at most
+        # WATCH_BACKOFF_MAX, src/backend/kube.rs): start the release once that is over.
+        wait = self.restart_ready + WATCH_BACKOFF_MAX + 2.0 - time.time()
+        if wait > 0:
+            info(f"waiting {wait:.1f}s more: every follower's watch is back {WATCH_BACKOFF_MAX:.0f}s + 2s "
+                 "after the API server's restart")
+            time.sleep(wait)
         d = self.daemon(leader)
         t0 = time.monotonic()
         d.kill(signal.SIGTERM)

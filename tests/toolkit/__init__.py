@@ -12,6 +12,8 @@ One place for what every script under tests/ and bench/ needs:
   toolkit.net       free_port(), http_get() on 127.0.0.1.
   toolkit.fixture   Fixture: the tests/k8s-fixture launcher (etcd + kube-apiserver) and its
                     start-up protocol (the "K8S_FIXTURE_READY <info.json>" line).
+  toolkit.kube      Kube: kubectl with a kubeconfig and raw HTTPS requests with a bearer
+                    token; write_kubeconfig(): a token-only kubeconfig for the fixture.
   toolkit.prom      Prometheus: the one client of the Prometheus HTTP API;
                     PrometheusServer: a real `prometheus` over static 127.0.0.1 targets;
                     AlertWatch: a poller of /api/v1/alerts.
@@ -38,6 +40,7 @@ that cannot go on without the value raises itself (`or fail("...")`).
 """
 from .exposition import by_label, families, real_exposition, samples
 from .fixture import Fixture
+from .kube import Kube, write_kubeconfig
 from .net import free_port, http_get
 from .procs import Processes, run
 from .prom import AlertWatch, Prometheus, PrometheusServer
@@ -45,6 +48,7 @@ from .results import Results
 from .wait import wait_for
 
 __all__ = [
-    "AlertWatch", "Fixture", "Processes", "Prometheus", "PrometheusServer", "Results",
+    "AlertWatch", "Fixture", "Kube", "Processes", "Prometheus", "PrometheusServer", "Results",
     "by_label", "families", "free_port", "http_get", "real_exposition", "run", "samples", "wait_for",
+    "write_kubeconfig",
 ]
