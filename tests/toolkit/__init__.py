@@ -20,15 +20,15 @@ One place for what every script under tests/ and bench/ needs:
   toolkit.exposition  the text exposition format: samples(), by_label(), families(), and
                     real_exposition(): the /metrics of a real `lease-elector demo`.
 
-Importing it from any script below the repository (tests/*/x.py, bench/x.py):
+Importing it: put the repository's tests/ directory on sys.path, then import.
 
     import sys
     from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[N] / "tests"))  # N: depth
-    from toolkit import Results, Processes, wait_for, Fixture
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))           # from tests/<dir>/x.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests")) # from bench/x.py
+    from toolkit import Results, Processes, Fixture, wait_for  # noqa: E402
 
-(tests/integration/x.py: parents[2]; bench/x.py: parents[1].) From a shell script, put
-`tests` on PYTHONPATH: `PYTHONPATH="$root/tests" python3 -c 'import toolkit'`.
+From a shell script: `PYTHONPATH="$root/tests" python3 x.py` (or `-c 'import toolkit'`).
 
 Shell scripts record their checks with tests/toolkit/checks.sh (report, step, summary:
 the same "ok   " / "FAIL " lines and closing count): `. "$root/tests/toolkit/checks.sh"`.
