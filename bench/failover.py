@@ -34,17 +34,12 @@ Usage: bench/failover.py [--quick] [--impl lease-elector|client-go|both] ...
 from __future__ import annotations
 
 import argparse
-import ctypes
 import http.client
 import json
 import os
 import random
-import re
-import select
 import shutil
 import signal
-import socket
-import ssl
 import statistics
 import subprocess
 import sys
@@ -53,122 +48,26 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from toolkit import Fixture, Processes, by_label, free_port, wait_for  # noqa: E402
+from toolkit.procs import Interrupted  # noqa: E402
+
 IMPLS = ("lease-elector", "client-go")
 SAMPLE_INTERVAL = 0.010  # /leader sampling period during a failover
 CANDIDATES = 3
-
-_libc = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: the child gets SIGKILL if this script dies (even SIGKILL)."""
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
 
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ---------------------------------------------------------------- processes
-
-
-class Fixture:
-    """A k8s-fixture launcher (etcd + kube-apiserver) in its own directory."""
-
-    def __init__(self, bin_dir: Path, work: Path):
-        self.bin_dir = bin_dir
-        self.dir = work / "fixture"
-        self.proc: subprocess.Popen | None = None
-        self.info: dict = {}
-        self._ssl: ssl.SSLContext | None = None
-
-    def start(self, timeout: float = 180.0) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        err = open(self.dir.parent / "fixture-launcher.log", "wb")
-        self.proc = subprocess.Popen(
-            [str(self.bin_dir / "k8s-fixture"), "--dir", str(self.dir)],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            preexec_fn=_die_with_parent,
-        )
-        deadline = time.monotonic() + timeout
-        line = b""
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"k8s-fixture exited with {self.proc.returncode}; see {err.name}")
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                break
-        if not line.startswith(b"K8S_FIXTURE_READY "):
-            raise RuntimeError(f"k8s-fixture did not become ready: {line!r}; see {err.name}")
-        path = line.split(b" ", 1)[1].strip().decode()
-        self.info = json.loads(Path(path).read_text())
-        self._ssl = ssl.create_default_context(cafile=self.info["ca_file"])
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=25)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    @property
-    def kubeconfig(self) -> str:
-        return self.info["admin_kubeconfig"]
-
-    def metrics(self) -> str:
-        server = self.info["server"].removeprefix("https://")
-        host, port = server.rsplit(":", 1)
-        conn = http.client.HTTPSConnection(host, int(port), context=self._ssl, timeout=10)
-        try:
-            conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {self.info['admin_token']}"})
-            resp = conn.getresponse()
-            body = resp.read().decode()
-            if resp.status != 200:
-                raise RuntimeError(f"apiserver /metrics: HTTP {resp.status}")
-            return body
-        finally:
-            conn.close()
-
-
-SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}\s+(\S+)")
-LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def samples(text: str, name: str, **match: str):
-    """(labels, value) of every sample of metric `name` whose labels include `match`."""
-    for line in text.splitlines():
-        m = SAMPLE_RE.match(line)
-        if not m or m.group(1) != name:
-            continue
-        labels = dict(LABEL_RE.findall(m.group(2)))
-        if all(labels.get(k) == v for k, v in match.items()):
-            yield labels, float(m.group(3))
-
-
-def by_label(text: str, name: str, label: str, **match: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for labels, value in samples(text, name, **match):
-        out[labels.get(label, "")] = out.get(labels.get(label, ""), 0.0) + value
-    return out
 
 
 class ApiSnapshot:
     """Lease request counters of the API server at one instant."""
 
     def __init__(self, fixture: Fixture):
-        text = fixture.metrics()
+        text = fixture.get("/metrics")
         self.t = time.monotonic()
         total = by_label(text, "apiserver_request_total", "verb", resource="leases", group="coordination.k8s.io")
         own = by_label(text, "apiserver_selfrequest_total", "verb", resource="leases", group="coordination.k8s.io")
@@ -218,13 +117,8 @@ class Candidate:
         env["KUBECONFIG"] = self.ctx.fixture.kubeconfig
         env["NO_COLOR"] = "1"
         self.starts += 1
-        logf = open(self.ctx.work / f"{self.identity}.{self.starts}.log", "wb")
-        self.proc = subprocess.Popen(
-            self.argv(), stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-            cwd=self.ctx.work, env=env, preexec_fn=_die_with_parent,
-        )
-        logf.close()
-        self.ctx.procs.append(self.proc)
+        self.proc = self.ctx.procs.start(self.argv(), log=self.ctx.work / f"{self.identity}.{self.starts}.log",
+                                         env=env, cwd=self.ctx.work)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -241,11 +135,7 @@ class Candidate:
             return None
 
     def stop(self) -> None:
-        if self.alive():
-            self.signal(signal.SIGTERM)
-            if self.wait_exit(10) is None:
-                self.proc.kill()
-                self.proc.wait()
+        Processes.stop(self.proc, 10)
 
     def _get(self, path: str, timeout: float = 0.5) -> str | None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -293,27 +183,25 @@ class Candidate:
 
 
 class Context:
-    def __init__(self, args, work: Path, fixture: Fixture):
+    def __init__(self, args, work: Path, fixture: Fixture, procs: Processes):
         self.args = args
         self.work = work
         self.fixture = fixture
         self.fixture_bin = Path(args.fixture_bin).resolve()
         self.lease_elector_bin = Path(args.lease_elector_bin).resolve()
         self.timings = (args.lease_duration, args.renew_deadline, args.retry_period)
-        self.procs: list[subprocess.Popen] = []
+        self.procs = procs
 
 
 # ---------------------------------------------------------------- measuring
 
 
-def wait_for(cond, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(interval)
-    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+def need(cond, timeout: float, what: str):
+    """wait_for(cond) polled every 50 ms; the benchmark cannot measure without it."""
+    v = wait_for(cond, timeout, 0.05)
+    if not v:
+        raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+    return v
 
 
 def settled(cands: list[Candidate]) -> Candidate | None:
@@ -332,7 +220,7 @@ def settled(cands: list[Candidate]) -> Candidate | None:
 
 def failover(cands: list[Candidate], sig: int, timeout: float) -> tuple[float, Candidate, Candidate]:
     """Signals the leader; returns (seconds until another leads, old, new)."""
-    old = wait_for(lambda: settled(cands), 30, "a settled leader")
+    old = need(lambda: settled(cands), 30, "a settled leader")
     others = [c for c in cands if c is not old]
     t0 = time.monotonic()
     old.signal(sig)
@@ -356,7 +244,7 @@ def failover(cands: list[Candidate], sig: int, timeout: float) -> tuple[float, C
 def repeat_failovers(ctx: Context, cands: list[Candidate], sig: int, reps: int, label: str) -> list[float]:
     times = []
     for i in range(reps):
-        wait_for(lambda: settled(cands), 30, "a settled leader")
+        need(lambda: settled(cands), 30, "a settled leader")
         # Land the signal at a random phase of the renew / poll cycles.
         time.sleep(random.uniform(1.0, 2.0))
         dt, old, new = failover(cands, sig, timeout=60)
@@ -370,7 +258,7 @@ def repeat_failovers(ctx: Context, cands: list[Candidate], sig: int, reps: int, 
 
 
 def steady_window(ctx: Context, cands: list[Candidate], window: float) -> dict:
-    leader = wait_for(lambda: settled(cands), 30, "a settled leader")
+    leader = need(lambda: settled(cands), 30, "a settled leader")
     time.sleep(2.0)  # let start-up requests (first list/get, create, events) pass
     before = ApiSnapshot(ctx.fixture)
     own_before = {c.identity: c.requests() for c in cands}
@@ -418,7 +306,7 @@ def run_impl(ctx: Context, impl: str) -> dict:
     try:
         for c in cands:
             c.start()
-        wait_for(lambda: settled(cands), 60, f"{impl}: one leader seen by all")
+        need(lambda: settled(cands), 60, f"{impl}: one leader seen by all")
         log(f"{impl}: steady window {args.window:.0f}s")
         steady = steady_window(ctx, cands, args.window)
         steady["watches"] -= base_watches
@@ -591,10 +479,8 @@ def main() -> int:
 
     # SIGTERM/SIGINT/SIGHUP: unwind through the finally blocks so that every
     # process started here is stopped.
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, on_signal)
+    Processes.raise_on_signals()
+    procs = Processes()
 
     started = time.monotonic()
     meta = {
@@ -606,32 +492,24 @@ def main() -> int:
         "machine": machine(),
     }
     work = Path(tempfile.mkdtemp(prefix="lease-elector-bench-"))
-    fixture = Fixture(Path(args.fixture_bin), work)
-    ctx = Context(args, work, fixture)
+    fixture = Fixture(args.fixture_bin, work / "fixture", procs, log=str(work / "fixture-launcher.log"))
+    ctx = Context(args, work, fixture, procs)
     results: dict[str, dict] = {}
     ok = False
     try:
         log(f"starting the API server fixture in {work}")
-        fixture.start()
+        if not fixture.start(180):
+            raise RuntimeError(fixture.error)
         log(f"API server at {fixture.info['server']}")
         for impl in impls:
             results[impl] = run_impl(ctx, impl)
         ok = True
-    except KeyboardInterrupt as e:
+    except Interrupted as e:
         log(f"interrupted ({e}); cleaning up")
     except Exception as e:  # noqa: BLE001 - report and clean up
         log(f"error: {e}")
     finally:
-        for p in ctx.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in ctx.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        fixture.stop()
+        procs.stop_all(25)  # the candidates and the API server, by PID
         if args.keep or not ok:
             log(f"logs kept in {work}")
         else:

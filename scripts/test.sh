@@ -1,36 +1,104 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it (the README's test command):
+# The whole test suite, as CI runs it (the README's test command), or some of its stages:
 #
-#   scripts/test.sh
+#   scripts/test.sh              every stage, in this order (CI)
+#   scripts/test.sh STAGE...     only these stages, e.g. `scripts/test.sh unit` or
+#                                `scripts/test.sh fixture integration`
+#   scripts/test.sh --list       the stages, one per line: NAME  what it runs
 #
-# 1. builds the real kube-apiserver + etcd fixture from Go modules (cached:
-#    a no-op when nothing changed) and helm from the Go module proxy;
-# 2. cargo test: unit tests (state machine over the in-memory test double,
-#    config, supervisor), CLI tests, and the end-to-end tests that drive the
-#    real binary against the real API server (required here: E2E_REQUIRED=1);
-# 3. alert rules (promtool) and dashboard checks, with a real Prometheus;
-# 4. Helm chart lint/template checks and the Dockerfile checks;
-# 5. the chart installed on the real API server, three daemons under its
-#    ServiceAccount, scraped by a real Prometheus while leaders fail;
-# 6. the failover benchmark in quick mode (prints numbers, asserts nothing).
+# Stages (each check runs in exactly one of them):
+#   fixture      build the real kube-apiserver + etcd fixture (tests/k8s-fixture/build.sh)
+#                and helm (tests/helm/install-helm.sh) from Go modules; a no-op when built
+#   unit         cargo test --lib --bins, and the doc tests: the state machine over the
+#                in-memory test double, config, supervisor
+#   e2e          cargo test --test '*' (every tests/*.rs: CLI tests and the end-to-end
+#                tests that drive the real binary against the real API server, required
+#                here: E2E_REQUIRED=1)
+#   prometheus   alert rules (promtool unit and mutation tests), dashboard checks, and
+#                a real Prometheus over fake targets made from the real metric set
+#   chart        tests/helm/lint.sh: helm lint --strict, helm template renders and checks
+#   dockerfile   tests/dockerfile/check.sh
+#   image        tests/dockerfile/build-image.sh (skipped while it does not exist)
+#   integration  the chart installed on the real API server, three daemons under its
+#                ServiceAccount, scraped by a real Prometheus while leaders fail
+#   node         tests/node/run.sh: real nodes (skipped while it does not exist)
+#   bench        the failover benchmark in quick mode (prints numbers, asserts nothing);
+#                SKIP_BENCH=1 leaves it out of a run of every stage
 #
-# Set SKIP_BENCH=1 to leave out step 6.
+# The stages that need the fixture build it themselves when it is missing (the
+# build is locked and idempotent), so any stage can run alone.
+# Prints "=== NAME: ok (N s)" / "=== NAME: FAILED (N s)" per stage and, last,
+# "stages: N passed, N failed"; exits non-zero when a stage failed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export GOTOOLCHAIN=local
 export PATH="$(go env GOPATH)/bin:$PATH"
+export K8S_FIXTURE_BIN="${K8S_FIXTURE_BIN:-$root/target/k8s-fixture/bin}"
+
+STAGES=(fixture unit e2e prometheus chart dockerfile image integration node bench)
+
+describe() {
+  case "$1" in
+    fixture) echo "build the API server fixture and helm from Go modules" ;;
+    unit) echo "cargo test --lib --bins + doc tests (state machine, config, supervisor)" ;;
+    e2e) echo "cargo test --test '*' (CLI and end-to-end against the real API server)" ;;
+    prometheus) echo "alert rules, dashboard, real Prometheus (tests/prometheus/run.sh)" ;;
+    chart) echo "helm lint and template checks (tests/helm/lint.sh)" ;;
+    dockerfile) echo "Dockerfile checks (tests/dockerfile/check.sh)" ;;
+    image) echo "container image build (tests/dockerfile/build-image.sh, when present)" ;;
+    integration) echo "chart on the real API server with a real Prometheus (tests/integration/run.sh)" ;;
+    node) echo "real nodes (tests/node/run.sh, when present)" ;;
+    bench) echo "failover benchmark, quick (bench/run.sh --quick)" ;;
+    *) return 1 ;;
+  esac
+}
+
+fixture_stage() { tests/k8s-fixture/build.sh && tests/helm/install-helm.sh; }
+unit_stage() { cargo test --locked --lib --bins && cargo test --locked --doc; }
+e2e_stage() { env E2E_REQUIRED=1 cargo test --locked --test '*' -- --nocapture --test-threads=2; }
+optional() { # optional SCRIPT ARGS...: runs SCRIPT when it exists
+  if [ -e "$1" ]; then "$@"; else echo "$1 does not exist yet: nothing to run"; fi
+}
+
+run_stage() {
+  case "$1" in
+    fixture) fixture_stage ;;
+    unit) unit_stage ;;
+    e2e) e2e_stage ;;
+    prometheus) tests/prometheus/run.sh ;;
+    chart) tests/helm/lint.sh ;;
+    dockerfile) tests/dockerfile/check.sh ;;
+    image) optional tests/dockerfile/build-image.sh ;;
+    integration) tests/integration/run.sh ;;
+    node) optional tests/node/run.sh ;;
+    bench) bench/run.sh --quick ;;
+  esac
+}
+
+if [ "${1:-}" = --list ]; then
+  for s in "${STAGES[@]}"; do printf '%-12s %s\n' "$s" "$(describe "$s")"; done
+  exit 0
+fi
+selected=("$@")
+if [ ${#selected[@]} -eq 0 ]; then
+  for s in "${STAGES[@]}"; do
+    if [ "$s" = bench ] && [ "${SKIP_BENCH:-0}" = 1 ]; then continue; fi
+    selected+=("$s")
+  done
+fi
+for s in "${selected[@]}"; do
+  describe "$s" >/dev/null || { echo "unknown stage: $s (scripts/test.sh --list)" >&2; exit 2; }
+done
 
 passed=0
 failed=0
 failures=()
-stage() { # stage NAME CMD...
-  local name="$1"
-  shift
+for name in "${selected[@]}"; do
   echo
-  echo "=== $name"
-  local t0=$SECONDS
-  if "$@"; then
+  echo "=== $name: $(describe "$name")"
+  t0=$SECONDS
+  if (run_stage "$name"); then
     passed=$((passed + 1))
     echo "=== $name: ok ($((SECONDS - t0)) s)"
   else
@@ -38,22 +106,7 @@ stage() { # stage NAME CMD...
     failures+=("$name")
     echo "=== $name: FAILED ($((SECONDS - t0)) s)"
   fi
-}
-
-stage "build the API server fixture" tests/k8s-fixture/build.sh
-stage "install helm" tests/helm/install-helm.sh
-export K8S_FIXTURE_BIN="${K8S_FIXTURE_BIN:-$root/target/k8s-fixture/bin}"
-stage "cargo test (unit, CLI, end-to-end)" \
-  env E2E_REQUIRED=1 cargo test --locked -- --nocapture --test-threads=2
-stage "alert rules and dashboard" tests/prometheus/run.sh
-stage "helm chart" tests/helm/lint.sh
-stage "Dockerfile" tests/dockerfile/check.sh
-if [ -x tests/integration/run.sh ]; then
-  stage "chart on the real API server with a real Prometheus" tests/integration/run.sh
-fi
-if [ -x bench/run.sh ] && [ "${SKIP_BENCH:-0}" != 1 ]; then
-  stage "failover benchmark (quick)" bench/run.sh --quick
-fi
+done
 
 echo
 for f in "${failures[@]}"; do echo "failed stage: $f"; done

@@ -11,8 +11,12 @@ PyYAML (python3-yaml); tomllib is in the standard library from Python 3.11.
 import json
 import os
 import sys
+from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from toolkit import Results  # noqa: E402
 
 try:
     import tomllib
@@ -22,12 +26,8 @@ except ImportError:  # Python < 3.11
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CHART = os.path.join(ROOT, "helm", "lease-elector")
 
-results = []
-
-
-def ok(cond, msg):
-    results.append((bool(cond), msg))
-    return bool(cond)
+results = Results(verbose=False)  # only failures are printed
+ok = results.check
 
 
 def load(path):
@@ -332,11 +332,8 @@ def main():
     if tomllib is None:
         ok(False, "python3 >= 3.11 (tomllib) is needed to parse config.toml")
     SCENARIOS[sys.argv[1]](sys.argv[2])
-    failed = [m for good, m in results if not good]
-    for m in failed:
-        print(f"  FAIL: {m}")
-    print(f"  {sys.argv[1]}: {len(results) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    results.label = sys.argv[1]
+    return results.summary()
 
 
 if __name__ == "__main__":

@@ -38,11 +38,7 @@ export PATH="$gopath/bin:$PATH"
 command -v helm >/dev/null 2>&1 || "$here/install-helm.sh" >&2 || exit 1
 command -v kubectl >/dev/null 2>&1 || { echo "kubectl not found" >&2; exit 1; }
 
-pass=0 fail=0
-report() { # report RC NAME [FILE]
-  if [ "$1" = 0 ]; then pass=$((pass + 1)); echo "ok   $2"
-  else fail=$((fail + 1)); echo "FAIL $2"; [ -n "${3:-}" ] && [ -s "$3" ] && sed 's/^/     /' "$3" | head -n 30; fi
-}
+. "$root/tests/toolkit/checks.sh"  # report, step, summary
 run() { local name="$1"; shift; "$@" >"$work/out" 2>&1; report $? "$name" "$work/out"; }
 k() { kubectl --request-timeout=30s "$@"; }
 helm_q() { helm "$@" 2> >(grep -v 'found symbolic link in path' >&2); }
@@ -81,7 +77,7 @@ run "Role restricts the Lease rule by resourceNames" bash -c \
 # --- 3. the ServiceAccount's token
 if ! token="$(k create token "$full" -n "$ns" --duration=10m 2>"$work/out")"; then
   report 1 "kubectl create token $full" "$work/out"
-  echo "helm e2e: $pass passed, $fail failed"; cleanup; exit 1
+  summary "helm e2e"; cleanup; exit 1
 fi
 report 0 "kubectl create token $full"
 # --token overrides the kubeconfig's credentials; a client certificate in the kubeconfig
@@ -192,5 +188,4 @@ run "helm install --dry-run=server with values-all (without the CRD kinds)" helm
   --set dashboard.namespace=
 
 cleanup
-echo "helm e2e: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+summary "helm e2e"

@@ -23,11 +23,7 @@ echo "using $(helm version --short)"
 python3 -c 'import yaml, tomllib' 2>/dev/null || { echo "python3 >= 3.11 with PyYAML is needed (apt-get install python3-yaml)" >&2; exit 1; }
 have_promtool=1; command -v promtool >/dev/null 2>&1 || have_promtool=0
 
-pass=0 fail=0
-report() { # report OK NAME [OUTPUT-FILE]
-  if [ "$1" = 0 ]; then pass=$((pass + 1)); echo "ok   $2"
-  else fail=$((fail + 1)); echo "FAIL $2"; [ -n "${3:-}" ] && sed 's/^/     /' "$3" | head -n 60; fi
-}
+. "$root/tests/toolkit/checks.sh"  # report, step, summary
 # helm prints a warning for the dashboards symlink on every run; keep it out of the logs
 quiet() { grep -v 'found symbolic link in path' || true; }
 
@@ -160,5 +156,4 @@ else
   report 1 "helm package" "$work/out"
 fi
 
-echo "helm: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+summary helm

@@ -8,11 +8,11 @@ and a real Prometheus (Debian's `prometheus` package). Standard library only.
 
 Usually run through tests/integration/run.sh, which builds what is needed first.
 Everything runs in a fresh temporary directory; every process started here is
-stopped at the end (and gets PR_SET_PDEATHSIG, so it dies with this script).
+stopped by PID at the end, on every exit path, and dies with this script
+(tests/toolkit: Processes, Fixture, PrometheusServer, Results).
 
-1. Chart, offline and server-side
-   - tests/helm/lint.sh: `helm lint --strict` and `helm template` with the
-     defaults and with every optional feature on (tests/helm/values-all.yaml).
+1. Chart, server-side (the offline checks, tests/helm/lint.sh, are the "chart"
+   stage of scripts/test.sh and do not run again here)
    - minimal stand-ins of the Prometheus Operator CRDs are installed
      (tests/integration/monitoring-crds.yaml, NOT the operator's CRDs: apiVersion,
      kind, metadata and a few required fields are checked, the rest of `spec` is
@@ -64,29 +64,27 @@ Prints "ok   ..." / "FAIL ..." per check and, as its last line, "N passed, M fai
 exits 1 when a check failed.
 """
 import argparse
-import base64
-import ctypes
 import datetime
 import json
 import math
 import os
 import random
 import re
-import select
 import shutil
 import signal
-import socket
-import ssl
 import string
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 import urllib.error
-import urllib.parse
 import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from toolkit import (AlertWatch, Fixture, Kube, Processes, PrometheusServer, Results,  # noqa: E402
+                     free_port, http_get, run, wait_for, write_kubeconfig)
+from toolkit.procs import Interrupted  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -100,76 +98,15 @@ RULES_FOR = "15s"       # `for:` of every alert in the test copy of the rules
 CRASH_CYCLES = 4        # leader kills; LeaseElectorFlapping's threshold is "> 3"
 LEASE_DURATION = 6.0    # tests/integration/values-integration.yaml
 RENEW_DEADLINE = 3.0
+WATCH_BACKOFF_MAX = 10.0  # the daemon's longest pause before it re-lists a lost watch
 
-results = []
-
-
-def check(cond, name, detail=None):
-    good = bool(cond)
-    results.append((good, name))
-    print(("ok   " if good else "FAIL ") + name, flush=True)
-    if not good and detail:
-        for line in str(detail).rstrip().splitlines()[-40:]:
-            print("     " + line, flush=True)
-    return good
-
-
-def info(msg):
-    print("     info: " + msg, flush=True)
+results = Results()  # last line "N passed, M failed"
+check = results.check
+info = results.info
 
 
 def log(msg):
     print(f"---- {time.strftime('%H:%M:%S')} {msg}", flush=True)
-
-
-def wait_for(cond, timeout, step=0.25):
-    """Calls cond() until it returns a truthy value or timeout seconds passed."""
-    end = time.monotonic() + timeout
-    while True:
-        try:
-            v = cond()
-        except Exception:  # noqa: BLE001 - a failing probe means "not yet"
-            v = None
-        if v:
-            return v
-        if time.monotonic() >= end:
-            return None
-        time.sleep(step)
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
-
-
-def pdeathsig(sig):
-    """preexec_fn: the child gets `sig` when this process dies."""
-    def f():
-        _libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-    return f
-
-
-def run(cmd, timeout=60, env=None, input=None):
-    """Runs cmd; returns (rc, stdout, stderr); rc 124 on timeout."""
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, input=input)
-        return p.returncode, p.stdout, p.stderr
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
-        return 124, out, err + f"\n(timed out after {timeout}s)"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def http_get(url, timeout=2.0):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.status, r.read().decode()
 
 
 def rfc3339(text):
@@ -188,96 +125,13 @@ def strip_helm_noise(text):
     return "\n".join(l for l in text.splitlines() if "found symbolic link in path" not in l)
 
 
-# --------------------------------------------------------------------------- fixture
-class Fixture:
-    """The k8s-fixture launcher (etcd + kube-apiserver) on a directory."""
-
-    def __init__(self, bindir, d):
-        self.launcher = os.path.join(bindir, "k8s-fixture")
-        self.dir = d
-        self.proc = None
-        self.info = None
-        self.stderr = open(os.path.join(os.path.dirname(d), "fixture.stderr"), "a")
-
-    def start(self, timeout=90):
-        self.proc = subprocess.Popen([self.launcher, "--dir", self.dir], stdout=subprocess.PIPE,
-                                     stderr=self.stderr, stdin=subprocess.DEVNULL, text=True,
-                                     preexec_fn=pdeathsig(signal.SIGTERM))
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            r, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if r:
-                line = self.proc.stdout.readline()
-                if line.startswith("K8S_FIXTURE_READY "):
-                    with open(line.split(None, 1)[1].strip()) as f:
-                        self.info = json.load(f)
-                    return True
-                if not line and self.proc.poll() is not None:
-                    return False
-            elif self.proc.poll() is not None:
-                return False
-        return False
-
-    def stop(self, timeout=30):
-        if not self.proc or self.proc.poll() is not None:
-            return True
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            return False
-
-
-class Kube:
-    """kubectl with a kubeconfig, and raw HTTPS requests with a bearer token."""
-
-    def __init__(self, kubeconfig, server, ca_file, token):
-        self.kubeconfig, self.server, self.token = kubeconfig, server, token
-        self.ctx = ssl.create_default_context(cafile=ca_file)
-
-    def kubectl(self, *args, timeout=30, input=None):
-        return run(["kubectl", f"--kubeconfig={self.kubeconfig}", "--request-timeout=15s", *args],
-                   timeout=timeout, input=input)
-
-    def request(self, method, path, body=None):
-        """The HTTP status of a real request to the API server."""
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {self.token}")
-        if data is not None:
-            req.add_header("Content-Type", "application/merge-patch+json" if method == "PATCH"
-                           else "application/json")
-        try:
-            with urllib.request.urlopen(req, context=self.ctx, timeout=15) as r:
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
-
-
-def write_kubeconfig(path, server, ca_file, token, namespace):
-    with open(ca_file, "rb") as f:
-        ca = base64.b64encode(f.read()).decode()
-    cfg = {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "fixture", "cluster": {"server": server, "certificate-authority-data": ca}}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "fixture", "user": "sa", "namespace": namespace}}],
-        "current-context": "sa",
-    }
-    with open(path, "w") as f:
-        json.dump(cfg, f, indent=1)
-    os.chmod(path, 0o600)
-
-
 # --------------------------------------------------------------------------- daemons
 class Daemon:
     """One lease-elector process standing in for one Pod of the Deployment."""
 
-    def __init__(self, idx, pod, port, argv, env, logdir):
+    def __init__(self, idx, pod, port, argv, env, logdir, processes):
         self.idx, self.pod, self.port, self.argv, self.env = idx, pod, port, argv, env
+        self.processes = processes
         self.logpath = os.path.join(logdir, f"daemon-{idx}-{pod}.log")
         self.proc = None
         self.starts = 0
@@ -286,9 +140,7 @@ class Daemon:
         self.starts += 1
         with open(self.logpath, "a") as logf:
             logf.write(f"===== start {self.starts} at {time.strftime('%H:%M:%S')}\n")
-            logf.flush()
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=logf, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, preexec_fn=pdeathsig(signal.SIGKILL))
+        self.proc = self.processes.start(self.argv, log=self.logpath, env=self.env, deathsig=signal.SIGKILL)
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -313,7 +165,7 @@ class Daemon:
     def wait(self, timeout):
         try:
             return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
             return None
 
 
@@ -344,75 +196,17 @@ def container_command(dep, config_dir, pod, port):
     return argv, env
 
 
-# --------------------------------------------------------------------------- prometheus
-class Prom:
-    def __init__(self, base):
-        self.base = base
-
-    def get(self, path, **params):
-        url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return json.load(r)
-
-    def query(self, expr):
-        return self.get("/api/v1/query", query=expr)
-
-    def value(self, expr):
-        res = self.query(expr)["data"]["result"]
-        return float(res[0]["value"][1]) if res else None
-
-    def alerts(self):
-        return self.get("/api/v1/alerts")["data"]["alerts"]
-
-    def firing(self):
-        return {a["labels"]["alertname"]: a for a in self.alerts() if a["state"] == "firing"}
-
-
-class AlertWatch(threading.Thread):
-    """Polls /api/v1/alerts every 0.5 s and remembers every (alert, state) seen."""
-
-    def __init__(self, prom):
-        super().__init__(daemon=True)
-        self.prom = prom
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.seen = {}       # (alertname, state) -> monotonic times
-        self.polls = 0
-        self.errors = 0
-
-    def run(self):
-        while not self.stop.wait(0.5):
-            try:
-                alerts = self.prom.alerts()
-            except Exception:  # noqa: BLE001
-                self.errors += 1
-                continue
-            now = time.monotonic()
-            with self.lock:
-                self.polls += 1
-                for a in alerts:
-                    self.seen.setdefault((a["labels"]["alertname"], a["state"]), []).append(now)
-
-    def times(self, name, state, since=0.0):
-        with self.lock:
-            return [t for t in self.seen.get((name, state), []) if t >= since]
-
-    def names(self, state):
-        with self.lock:
-            return sorted({n for (n, s) in self.seen if s == state})
-
-
 # --------------------------------------------------------------------------- the test
 class Test:
     def __init__(self, args):
         self.args = args
         self.tmp = tempfile.mkdtemp(prefix="le-real-")
+        self.procs = Processes()
         self.fixture = None
         self.admin = None
         self.daemons = []
         self.sa_kubeconfigs = []
-        self.prom_proc = None
-        self.prom_log = None
+        self.prom_server = None
         self.prom = None
         self.watch = None
         self.dep = None
@@ -462,13 +256,6 @@ class Test:
         return int(time.time() - self.prom_start) + 5
 
     # ---- 1. offline and dry run
-    def step_lint(self):
-        log("tests/helm/lint.sh")
-        rc, out, err = run(["bash", os.path.join(ROOT, "tests", "helm", "lint.sh")], timeout=180)
-        last = (out.strip().splitlines() or ["?"])[-1]
-        check(rc == 0, f"tests/helm/lint.sh: helm lint --strict + helm template, defaults and all features ({last})",
-              out + err)
-
     def render(self, name, *values):
         path = os.path.join(self.tmp, f"render-{re.sub(r'[^a-z]+', '-', name)}.yaml")
         rc, out, err = self.helm("template", REL, CHART, "--namespace", DRY_NS, *values)
@@ -585,7 +372,7 @@ class Test:
             argv[0] = self.args.lease_elector  # the image's /usr/local/bin/lease-elector
             # nothing else from this environment (no LEASE_ELECTOR_*, RUST_LOG, ...)
             env.update({"KUBECONFIG": kc, "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.tmp})
-            self.daemons.append(Daemon(i, pod, port, argv, env, self.tmp))
+            self.daemons.append(Daemon(i, pod, port, argv, env, self.tmp, self.procs))
         info("argv: " + " ".join(self.daemons[0].argv))
         check(self.daemons[0].argv[1:3] == ["--config", os.path.join(self.config_dir, "config.toml")],
               "the Deployment runs lease-elector --config <ConfigMap mount>/config.toml")
@@ -678,36 +465,13 @@ class Test:
             return False
         # what a PodMonitor/ServiceMonitor with honorLabels gives: the Pod's labels on
         # the target, the metrics' own namespace/lease labels kept
-        targets = "\n".join(
-            f"      - targets: ['127.0.0.1:{d.port}']\n"
-            f"        labels: {{namespace: '{NS}', pod: '{d.pod}', container: lease-elector}}"
-            for d in self.daemons)
-        cfg = os.path.join(self.tmp, "prometheus.yml")
-        with open(cfg, "w") as f:
-            f.write(f"""global:
-  scrape_interval: 1s
-  scrape_timeout: 900ms
-  evaluation_interval: 1s
-rule_files:
-  - {rules}
-scrape_configs:
-  - job_name: {JOB}
-    honor_labels: true
-    static_configs:
-{targets}
-""")
-        port = free_port()
-        self.prom_log = os.path.join(self.tmp, "prometheus.log")
-        with open(self.prom_log, "w") as logf:
-            self.prom_proc = subprocess.Popen(
-                [self.args.prometheus, f"--config.file={cfg}", f"--storage.tsdb.path={self.tmp}/prometheus-data",
-                 f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h"],
-                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=pdeathsig(signal.SIGKILL))
-        self.prom = Prom(f"http://127.0.0.1:{port}")
-        ready = wait_for(lambda: http_get(self.prom.base + "/-/ready")[0] == 200, 60, 0.5)
-        if not check(ready, f"{self.args.prometheus} ready on 127.0.0.1:{port}"):
+        self.prom_server = PrometheusServer(
+            self.args.prometheus, self.tmp, self.procs, JOB, rules=rules,
+            targets=[(d.port, {"namespace": NS, "pod": d.pod, "container": "lease-elector"}) for d in self.daemons])
+        self.prom = self.prom_server.start(60)
+        if not check(self.prom, f"{self.args.prometheus} ready on 127.0.0.1"):
             return False
-        self.prom_start = time.time()
+        self.prom_start = self.prom_server.started_at
         self.watch = AlertWatch(self.prom)
         self.watch.start()
         check(wait_for(lambda: self.prom.value(f'count(up{{job="{JOB}"}} == 1)') == 3, 30),
@@ -742,8 +506,9 @@ scrape_configs:
             check(new, f"crash {cycle}: SIGKILL {leader} -> {new} leads after {took:.1f}s "
                        f"(the Lease and every daemon agree; lease duration {LEASE_DURATION:.0f}s)",
                   json.dumps(self.views()))
-            # a leader killed before any scrape saw it lead takes that acquisition with
-            # it (its counter restarts at 0): let Prometheus see each leader first
+            # LeaseElectorFlapping counts what the survivors observed, so it would fire
+            # even if a leader died before its first scrape (tests/prometheus covers
+            # that crash loop); here every leader is seen leading by Prometheus
             check(wait_for(lambda: self.prom.value(f'lease_elector_is_leader{{job="{JOB}",pod="{new}"}}') == 1, 10),
                   f"crash {cycle}: Prometheus scraped {new} as the leader")
             d.start()  # a container restart: same Pod name, same port
@@ -753,7 +518,7 @@ scrape_configs:
             if cycle == 2:
                 time.sleep(2)  # two rule evaluations after the second takeover
                 check("LeaseElectorFlapping" not in self.prom.firing(),
-                      "LeaseElectorFlapping not firing after 2 failovers (threshold: more than 3 acquisitions)")
+                      "LeaseElectorFlapping not firing after 2 failovers (threshold: more than 3 holder changes seen)")
         fired = wait_for(lambda: self.prom.firing().get("LeaseElectorFlapping"), 30)
         check(fired and fired["labels"].get("namespace") == NS and fired["labels"].get("lease") == FULL,
               f"LeaseElectorFlapping fires after {CRASH_CYCLES} leader kills "
@@ -859,6 +624,14 @@ scrape_configs:
         leader = wait_for(self.consistent_leader, 20)
         if not check(leader, f"one leader before the release ({leader})"):
             return
+        # Followers learn of a release from their watch (they do not poll), and after the
+        # API server's restart a follower may still wait out its re-list backoff (at most
+        # WATCH_BACKOFF_MAX, src/backend/kube.rs): start the release once that is over.
+        wait = self.restart_ready + WATCH_BACKOFF_MAX + 2.0 - time.time()
+        if wait > 0:
+            info(f"waiting {wait:.1f}s more: every follower's watch is back {WATCH_BACKOFF_MAX:.0f}s + 2s "
+                 "after the API server's restart")
+            time.sleep(wait)
         d = self.daemon(leader)
         t0 = time.monotonic()
         d.kill(signal.SIGTERM)
@@ -937,12 +710,11 @@ scrape_configs:
     # ---- main
     def main(self):
         log(f"work dir {self.tmp}")
-        self.fixture = Fixture(self.args.fixture_bin, os.path.join(self.tmp, "fixture"))
+        self.fixture = Fixture(self.args.fixture_bin, os.path.join(self.tmp, "fixture"), self.procs)
         if not check(self.fixture.start(), "fixture API server started (K8S_FIXTURE_READY)"):
             return
         fx = self.fixture.info
         self.admin = Kube(fx["admin_kubeconfig"], fx["server"], fx["ca_file"], fx["admin_token"])
-        self.step_lint()
         self.step_dry_run()
         self.step_e2e()
         if not self.step_install() or not self.step_daemons():
@@ -961,23 +733,14 @@ scrape_configs:
     def cleanup(self, failed):
         if self.watch:
             self.watch.stop.set()
-        for d in self.daemons:
+        for d in self.daemons:  # the daemons first: they release the Lease on the way out
             d.kill(signal.SIGTERM)
         for d in self.daemons:
-            if d.proc and d.wait(10) is None:
-                d.kill(signal.SIGKILL)
-                d.wait(5)
-        if self.prom_proc and self.prom_proc.poll() is None:
-            self.prom_proc.terminate()
-            try:
-                self.prom_proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.prom_proc.kill()
-                self.prom_proc.wait(5)
-        if self.fixture:
-            self.fixture.stop(30)
+            if d.proc:
+                self.procs.stop(d.proc, 10)
+        self.procs.stop_all(30)  # then Prometheus and the API server
         if failed:
-            for path in [self.prom_log] + [d.logpath for d in self.daemons]:
+            for path in [self.prom_server and self.prom_server.log] + [d.logpath for d in self.daemons]:
                 if path and os.path.exists(path):
                     print(f"---- tail of {path}")
                     with open(path, errors="replace") as fh:
@@ -1009,25 +772,19 @@ def main():
             return 1
     args.lease_elector = os.path.abspath(args.lease_elector)
     # SIGTERM (from `timeout` or CI) goes through the finally block below
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    Processes.raise_on_signals()
     start = time.monotonic()
     t = Test(args)
     try:
         t.main()
-    except SystemExit:
-        check(False, "interrupted (SIGTERM)")
+    except Interrupted as e:
+        check(False, f"interrupted ({e})")
     except Exception as e:  # noqa: BLE001 - report, then clean up
         check(False, f"unexpected error: {e!r}", traceback.format_exc())
     finally:
-        t.cleanup(any(not good for good, _ in results))
-    failed = [m for good, m in results if not good]
+        t.cleanup(bool(results.failed))
     print(f"---- {time.monotonic() - start:.0f}s")
-    if failed:
-        print("failed checks:")
-        for m in failed:
-            print(f"  - {m}")
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    return results.summary()
 
 
 if __name__ == "__main__":

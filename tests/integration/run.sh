@@ -10,7 +10,8 @@
 #   - the daemon             cargo build --bin lease-elector (target/debug/lease-elector)
 #   - helm                   tests/helm/install-helm.sh (go install) when not on PATH
 #   - prometheus, promtool   Debian's `prometheus` package (apt-get, as root) when missing
-# Needs kubectl and python3 >= 3.11 (tests/helm/lint.sh also wants PyYAML).
+# Needs kubectl and python3 >= 3.11 (standard library; helpers from tests/toolkit).
+# The offline chart checks (tests/helm/lint.sh) are not repeated here: scripts/test.sh chart.
 # The test is bounded by INTEGRATION_TIMEOUT seconds (default 480; about 2.5 minutes
 # normally). The last line is "N passed, M failed"; the exit status is non-zero on
 # any failure.

@@ -21,6 +21,10 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from toolkit import Results  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DASHBOARD = os.path.normpath(os.path.join(HERE, "..", "..", "dashboards", "lease-elector.json"))
@@ -102,9 +106,8 @@ def queries(dash, args):
 
 
 def check(dash, args):
-    results = []  # (ok, message)
-    def ok(cond, msg):
-        results.append((bool(cond), msg))
+    results = Results("dashboard", verbose=args.verbose)
+    ok = results.check
 
     ok(isinstance(dash.get("schemaVersion"), int) and dash["schemaVersion"] >= 39,
        f"schemaVersion >= 39 (is {dash.get('schemaVersion')})")
@@ -221,16 +224,9 @@ def main():
             json.dump({"groups": [{"name": "dashboard-queries", "rules": rules}]}, f, indent=1)
 
     results = check(dash, args)
-    failed = [m for good, m in results if not good]
-    for good, m in results:
-        if not good:
-            print(f"FAIL: {m}")
-        elif args.verbose:
-            print(f"ok:   {m}")
     nq = len(queries(dash, args))
-    print(f"dashboard {os.path.relpath(args.dashboard)}: {nq} queries, {len(results)} checks")
-    print(f"dashboard: {len(results) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    print(f"dashboard {os.path.relpath(args.dashboard)}: {nq} queries, {len(results.checks)} checks")
+    return results.summary()
 
 
 if __name__ == "__main__":

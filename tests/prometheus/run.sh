@@ -9,7 +9,8 @@
 # 3. mutation check         broken copies of the rules must make the unit tests fail
 # 4. dashboard checks       tests/prometheus/dashboard_queries.py, plus a PromQL parse of
 #                           every dashboard query through promtool
-# 5. real Prometheus        tests/prometheus/real_prometheus.py (skip: LE_SKIP_REAL_PROMETHEUS=1)
+# 5. real Prometheus        tests/prometheus/real_prometheus.py (skip: LE_SKIP_REAL_PROMETHEUS=1); builds
+#                           target/debug/lease-elector, whose metric set the fake targets copy
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -26,15 +27,7 @@ fi
 command -v promtool >/dev/null 2>&1 || { echo "promtool not found (apt-get install prometheus)" >&2; exit 1; }
 echo "using $(promtool --version 2>&1 | head -n1)"
 
-pass=0 fail=0
-step() { # step NAME CMD...
-  local name="$1"; shift
-  if "$@" >"$work/out" 2>&1; then
-    pass=$((pass + 1)); echo "ok   $name"
-  else
-    fail=$((fail + 1)); echo "FAIL $name"; sed 's/^/     /' "$work/out"
-  fi
-}
+. "$root/tests/toolkit/checks.sh"  # report, step, summary
 
 step "promtool check rules (canonical)" promtool check rules "$rules"
 step "make-test-rules.sh copy" bash -c "'$here/make-test-rules.sh' -f 5s -o '$work/test-rules.yaml' && promtool check rules '$work/test-rules.yaml' && ! grep -qE '^ +for: (1m|2m|5m)' '$work/test-rules.yaml' && [ \"\$(grep -cE '^ +for: 5s$' '$work/test-rules.yaml')\" = \"\$(grep -cE '^ +for: ' '$rules')\" ]"
@@ -46,6 +39,8 @@ cp "$here/alerts_test.yaml" "$work/m/tests/prometheus/"
 mutations=(
   's/round\(increase\((.*)\[15m\]\)\)/increase(\1[15m])/'       # extrapolation not undone
   's/round\(increase\(/round(delta(/'                              # counter resets not handled
+  's/max by \(namespace, lease\) \(round/sum by (namespace, lease) (round/' # Flapping counts a change once per candidate
+  's/lease_elector_observed_leader_changes_total\[15m\]/lease_elector_leadership_transitions_total{direction="acquired"}[15m]/' # Flapping blind to a crash-looping leader
   's/(sum by \(namespace, lease\) \(lease_elector_is_leader\)) == 0/\1 == 0 and on() vector(0) == 1/' # NoLeader never fires
   '/alert: LeaseElectorNoLeader/,/for:/ s/for: .*/for: 15s/'        # NoLeader too eager
   '/alert: LeaseElectorSplitBrain/,/for:/ s/for: .*/for: 15s/'      # SplitBrain fires on a handover
@@ -56,7 +51,7 @@ mutations=(
 for m in "${mutations[@]}"; do
   sed -E "$m" "$rules" > "$work/m/helm/lease-elector/files/alerts.yaml"
   if cmp -s "$rules" "$work/m/helm/lease-elector/files/alerts.yaml"; then
-    fail=$((fail + 1)); echo "FAIL mutation did not apply: $m"; continue
+    report 1 "mutation did not apply: $m"; continue
   fi
   # the mutant must still be a valid rule file, and the unit tests must fail on it
   step "mutation caught: $m" bash -c "promtool check rules '$work/m/helm/lease-elector/files/alerts.yaml' && ! promtool test rules '$work/m/tests/prometheus/alerts_test.yaml'"
@@ -101,10 +96,12 @@ step "dashboard --print-queries" bash -c "[ \"\$(python3 '$here/dashboard_querie
 if [ "${LE_SKIP_REAL_PROMETHEUS:-0}" = 1 ]; then
   echo "skip real Prometheus test (LE_SKIP_REAL_PROMETHEUS=1)"
 elif command -v prometheus >/dev/null 2>&1; then
-  step "real Prometheus: alerts fire, dashboard queries run (real_prometheus.py)" timeout 300 python3 "$here/real_prometheus.py"
+  # the fake targets are made from the metric set of the real daemon: build it (a no-op when fresh)
+  (cd "$root" && cargo build --locked --quiet --bin lease-elector) || report 1 "cargo build --bin lease-elector"
+  step "real Prometheus: the fake exporter is the real metric set, alerts fire, dashboard queries run (real_prometheus.py)" \
+    timeout 300 python3 "$here/real_prometheus.py" --lease-elector "${CARGO_TARGET_DIR:-$root/target}/debug/lease-elector"
 else
-  fail=$((fail + 1)); echo "FAIL real Prometheus test: no prometheus binary (apt-get install prometheus)"
+  report 1 "real Prometheus test: no prometheus binary (apt-get install prometheus)"
 fi
 
-echo "prometheus: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+summary prometheus
