@@ -41,7 +41,7 @@ STAGES=(fixture unit e2e prometheus chart dockerfile image integration node benc
 describe() {
   case "$1" in
     fixture) echo "build the API server fixture and helm from Go modules" ;;
-    unit) echo "cargo test --lib --bins + doc tests (state machine, config, supervisor)" ;;
+    unit) echo "cargo test --lib --bins + doc tests (state machine, config, supervisor); dashboard renderer" ;;
     e2e) echo "cargo test --test '*' (CLI and end-to-end against the real API server)" ;;
     prometheus) echo "alert rules, dashboard, real Prometheus (tests/prometheus/run.sh)" ;;
     chart) echo "helm lint and template checks (tests/helm/lint.sh)" ;;
@@ -55,7 +55,7 @@ describe() {
 }
 
 fixture_stage() { tests/k8s-fixture/build.sh && tests/helm/install-helm.sh; }
-unit_stage() { cargo test --locked --lib --bins && cargo test --locked --doc; }
+unit_stage() { cargo test --locked --lib --bins && cargo test --locked --doc && tests/pictures/test_renderer.py; }
 e2e_stage() { env E2E_REQUIRED=1 cargo test --locked --test '*' -- --nocapture --test-threads=2; }
 optional() { # optional SCRIPT ARGS...: runs SCRIPT when it exists
   if [ -e "$1" ]; then "$@"; else echo "$1 does not exist yet: nothing to run"; fi

@@ -318,6 +318,15 @@ class Test:
         last = (out.strip().splitlines() or ["?"])[-1]
         check(rc == 0, f"tests/helm/e2e.sh: helm install, objects, token permissions ({last})", out + err)
 
+    def step_flowschema(self):
+        log("tests/helm/flowschema.sh")
+        kc = self.fixture.info["admin_kubeconfig"]
+        rc, out, err = run(["bash", os.path.join(ROOT, "tests", "helm", "flowschema.sh"), kc, self.args.lease_elector],
+                           timeout=120, env={**os.environ, "KUBECONFIG": kc})
+        last = (out.strip().splitlines() or ["?"])[-1]
+        check(rc == 0, f"tests/helm/flowschema.sh: the chart's FlowSchema puts the daemon's Lease requests "
+                       f"in the leader-election priority level ({last})", out + err)
+
     def step_install(self):
         log(f"helm install {REL} into {NS}")
         rc, out, err = self.helm("install", REL, CHART, "-n", NS, "--create-namespace",
@@ -707,6 +716,15 @@ class Test:
         check(self.watch.polls > 50 and self.watch.errors < max(1, self.watch.polls // 10),
               f"the alert poller ran all along ({self.watch.polls} polls, {self.watch.errors} errors)")
 
+    def step_pictures(self):
+        # the dashboard drawn from this run (issue 13 section 3); scripts/pictures.sh sets the directory
+        out = os.environ.get("LEASE_ELECTOR_PICTURES_DIR") or os.path.join(self.tmp, "pictures")
+        rc, so, se = run([os.path.join(ROOT, "scripts", "render-dashboard.py"), "--prometheus", self.prom.base,
+                          "--start", str(self.prom_start), "--end", str(time.time()), "--out", out,
+                          "--namespace", NS, "--lease", FULL, "--job", JOB, "--scrape-interval", "1"], timeout=180)
+        check(rc == 0, f"scripts/render-dashboard.py drew the failover timeline and the dashboard preview "
+                       f"from non-empty query results into {out}", (so + se).strip())
+
     # ---- main
     def main(self):
         log(f"work dir {self.tmp}")
@@ -717,6 +735,7 @@ class Test:
         self.admin = Kube(fx["admin_kubeconfig"], fx["server"], fx["ca_file"], fx["admin_token"])
         self.step_dry_run()
         self.step_e2e()
+        self.step_flowschema()
         if not self.step_install() or not self.step_daemons():
             return
         self.step_token_refused()
@@ -729,6 +748,7 @@ class Test:
         self.step_release()
         self.step_dashboard()
         self.step_never()
+        self.step_pictures()
 
     def cleanup(self, failed):
         if self.watch:

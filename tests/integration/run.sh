@@ -33,6 +33,15 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
   fi
 fi
 command -v prometheus >/dev/null 2>&1 || fail_setup "prometheus not found (apt-get install prometheus)"
+# the dashboard pictures (scripts/render-dashboard.py runs on Debian's python3)
+if ! /usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "matplotlib missing: installing Debian's python3-matplotlib" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-matplotlib >/dev/null \
+      || fail_setup "apt-get install python3-matplotlib failed"
+  fi
+fi
+/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1 || fail_setup "matplotlib not found (apt-get install python3-matplotlib)"
 
 fixture_bin="$("$root/tests/k8s-fixture/build.sh" | tail -n1)" || fail_setup "tests/k8s-fixture/build.sh failed"
 (cd "$root" && cargo build --quiet --bin lease-elector) || fail_setup "cargo build failed"
