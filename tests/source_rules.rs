@@ -220,9 +220,9 @@ fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
     deps
 }
 
-#[test]
-fn library_modules_depend_on_each_other_one_way() {
-    let mut deps = dependencies();
+/// Modules in the order they can be built, each after those it uses;
+/// panics on a cycle.
+fn one_way_order(mut deps: BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
     let mut order = Vec::new();
     while !deps.is_empty() {
         let ready: Vec<String> = deps
@@ -239,8 +239,55 @@ fn library_modules_depend_on_each_other_one_way() {
             ));
         }
     }
+    order
+}
+
+#[test]
+fn library_modules_depend_on_each_other_one_way() {
     println!("modules, each using only those above it:");
-    for line in order {
+    for line in one_way_order(dependencies()) {
         println!("  {line}");
+    }
+}
+
+/// Within each directory module, which sibling files each file uses through
+/// `super::` (the parent `mod.rs`, which declares and re-exports them, and
+/// the tests stay out).
+fn sibling_dependencies(dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    rust_files(dir, &mut files);
+    let names: BTreeSet<String> = files
+        .iter()
+        .map(|f| f.file_stem().unwrap().to_string_lossy().to_string())
+        .collect();
+    let mut deps = BTreeMap::new();
+    for path in &files {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        if name == "mod" || name == "tests" || path.parent() != Some(dir) {
+            continue;
+        }
+        let code = non_test_code(path);
+        let mut uses = BTreeSet::new();
+        for (at, _) in code.match_indices("super::") {
+            let target: String = code[at + 7..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if names.contains(&target) && target != name && target != "mod" {
+                uses.insert(target);
+            }
+        }
+        deps.insert(name, uses);
+    }
+    deps
+}
+
+#[test]
+fn the_files_of_each_module_depend_on_each_other_one_way() {
+    for module in ["election", "config", "supervise", "backend", "cli"] {
+        println!("src/{module}/, each file using only those above it:");
+        for line in one_way_order(sibling_dependencies(&src().join(module))) {
+            println!("  {line}");
+        }
     }
 }

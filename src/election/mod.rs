@@ -26,6 +26,8 @@
 //! to GET+PUT on conflict), *stepping down* (wait for the leader's work to
 //! stop, then release) and *stopped*. The files split by job:
 //!
+//! - `api.rs`: what the application gets: [`Handles`], [`Leadership`],
+//!   [`LeaderEvent`], [`Status`], [`Resigner`];
 //! - `settings.rs`: [`Timings`], [`ElectionConfig`] and their rules;
 //! - `record.rs`: the Lease fields read and written, pure functions;
 //! - `observe.rs`: what this candidate knows, updated by pure steps;
@@ -35,6 +37,7 @@
 //!
 //! All I/O goes through a [`LeaseBackend`].
 
+mod api;
 mod observe;
 mod phase;
 pub mod record;
@@ -45,112 +48,21 @@ mod settings;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::LeaseBackend;
+pub use api::{Handles, LeaderEvent, Leadership, Resigner, Status};
 use observe::Knowledge;
 use report::Report;
 pub use report::{Reporter, Verb};
 pub use settings::{ElectionConfig, InvalidElection, JITTER_FACTOR, Timings};
 
-/// What a leader may do while it leads.
-///
-/// `token` is cancelled the moment this candidate stops acting as leader, which
-/// happens before any other candidate can take the Lease. Drop the value once
-/// the leader's work has really stopped: a release on shutdown waits for it.
-#[derive(Debug)]
-pub struct Leadership {
-    /// Cancelled when leadership ends (deadline missed, Lease taken, shutdown).
-    pub token: CancellationToken,
-    /// The Lease's leaseTransitions at acquisition; grows with every new holder.
-    pub fencing_token: i32,
-    _work: mpsc::Sender<()>,
-}
-
-impl Leadership {
-    /// A leadership not tied to any elector: nothing waits for it to be
-    /// dropped. For tests and for driving a supervisor by hand.
-    pub fn detached(token: CancellationToken, fencing_token: i32) -> Self {
-        let (work, _) = mpsc::channel(1);
-        Leadership {
-            token,
-            fencing_token,
-            _work: work,
-        }
-    }
-}
-
-/// Notifications from an [`Elector`], in order.
-#[derive(Debug)]
-pub enum LeaderEvent {
-    /// This candidate became leader.
-    StartedLeading(Leadership),
-    /// This candidate stopped acting as leader.
-    StoppedLeading,
-    /// The observed holder changed (`""` when the Lease was released or deleted).
-    NewLeader(String),
-}
-
-/// A snapshot of a candidate, for `/leader`, `/healthz` and `/readyz`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// This candidate's identity.
-    pub identity: String,
-    /// Lease name.
-    pub lease: String,
-    /// Lease namespace.
-    pub namespace: String,
-    /// The holder observed now (`None` before the first read or when released).
-    pub holder: Option<String>,
-    /// Whether this candidate acts as leader.
-    pub is_leader: bool,
-    /// The Lease's leaseTransitions as last observed.
-    pub lease_transitions: i32,
-    /// Wall-clock time of this candidate's last successful renew (RFC 3339).
-    pub last_renew: Option<String>,
-    /// Whether the Lease has been read at least once.
-    pub observed: bool,
-    /// Monotonic instant of the last successful renew (for the liveness check).
-    #[serde(skip)]
-    pub last_renew_at: Option<Instant>,
-}
-
-/// Asks a leading [`Elector`] to give the Lease up and sit out for a while
-/// (`lease-elector run` uses it when its child exits by itself).
-#[derive(Debug, Clone)]
-pub struct Resigner(mpsc::UnboundedSender<Duration>);
-
-impl Resigner {
-    /// Stop leading, release the Lease, and make no attempt to take it for
-    /// `sit_out`, giving the other candidates the first chance. Ignored when
-    /// not leading.
-    pub fn resign(&self, sit_out: Duration) {
-        let _ = self.0.send(sit_out);
-    }
-}
-
-/// The receivers of one [`Elector`], handed out when it is built.
-///
-/// Drop `events` if you do not read it: an unread [`Leadership`] would hold up
-/// the release on shutdown, as a consumer that is still working should.
-#[derive(Debug)]
-pub struct Handles {
-    /// Leadership events, in order.
-    pub events: mpsc::UnboundedReceiver<LeaderEvent>,
-    /// A live view of the candidate's status (clone it for more readers).
-    pub status: watch::Receiver<Status>,
-    /// Makes the candidate resign while leading.
-    pub resigner: Resigner,
-}
-
 /// One election candidate. Build it with [`Elector::new`], which also hands
 /// out its [`Handles`], then [`Elector::run`] it until a shutdown token is
 /// cancelled.
 pub struct Elector<B: LeaseBackend> {
-    core: phase::Core<B>,
+    core: requests::Core<B>,
     resign: mpsc::UnboundedReceiver<Duration>,
 }
 
@@ -174,11 +86,11 @@ impl<B: LeaseBackend> Elector<B> {
         let handles = Handles {
             events,
             status: status.subscribe(),
-            resigner: Resigner(resign_tx),
+            resigner: Resigner::new(resign_tx),
         };
         let backend = Arc::new(backend);
         let report = Report::new(&config, reporter, backend.clone(), status, events_tx);
-        let core = phase::Core {
+        let core = requests::Core {
             backend,
             config,
             known: Knowledge::default(),
@@ -193,12 +105,6 @@ impl<B: LeaseBackend> Elector<B> {
         let Elector { core, resign } = self;
         core.run(resign, shutdown).await;
     }
-}
-
-/// `d` stretched by a random factor in [1, [`JITTER_FACTOR`]), so candidates
-/// that failed together do not retry in lockstep.
-fn jittered(d: Duration) -> Duration {
-    d.mul_f64(1.0 + rand::random::<f64>() * (JITTER_FACTOR - 1.0))
 }
 
 #[cfg(test)]

@@ -1,26 +1,17 @@
 //! The loop: one explicit phase at a time, each carrying its data, each run
 //! by one function that returns the next phase.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::observe::Knowledge;
-use super::report::{Report, Verb};
-use super::requests::{Acquisition, Renewal};
-use super::{ElectionConfig, Leadership, jittered};
+use super::api::Leadership;
+use super::report::Verb;
+use super::requests::{Acquisition, Core, Renewal};
+use super::settings::jittered;
 use crate::backend::{Change, ElectionEvent, LeaseBackend};
-
-/// The elector's state, besides its phase.
-pub(super) struct Core<B> {
-    pub backend: Arc<B>,
-    pub config: ElectionConfig,
-    pub known: Knowledge,
-    pub report: Report<B>,
-}
 
 /// What wakes a candidate besides its timers.
 pub(super) struct Inbox {

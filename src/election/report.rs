@@ -9,8 +9,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, timeout};
 use tracing::{debug, info, warn};
 
+use super::api::{LeaderEvent, Leadership, Status};
 use super::observe::Seen;
-use super::{ElectionConfig, LeaderEvent, Leadership, Status, Timings};
+use super::settings::{ElectionConfig, Timings};
 use crate::backend::{BackendError, ElectionEvent, LeaseBackend};
 
 /// An API request the elector sends.

@@ -1,15 +1,26 @@
 //! The three requests of an election, each with a named outcome: acquire,
 //! renew and release, and the reads and writes they are made of.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tokio::time::{Instant, timeout};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::phase::Core;
+use super::observe::Knowledge;
 use super::record::{self, Observation, Verdict};
-use super::report::Verb;
+use super::report::{Report, Verb};
+use super::settings::ElectionConfig;
 use crate::backend::{BackendError, LeaseBackend};
+
+/// The elector's state, besides its phase.
+pub(super) struct Core<B> {
+    pub backend: Arc<B>,
+    pub config: ElectionConfig,
+    pub known: Knowledge,
+    pub report: Report<B>,
+}
 
 /// How an attempt to take the Lease ended (failures are `Err`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,12 @@ use std::time::Duration;
 /// do not retry in lockstep. The leader's renew_deadline must leave room for it.
 pub const JITTER_FACTOR: f64 = 1.2;
 
+/// `d` stretched by a random factor in [1, [`JITTER_FACTOR`]), so candidates
+/// that failed together do not retry in lockstep.
+pub(super) fn jittered(d: Duration) -> Duration {
+    d.mul_f64(1.0 + rand::random::<f64>() * (JITTER_FACTOR - 1.0))
+}
+
 /// The timing of an election, validated as client-go validates it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timings {
