@@ -11,13 +11,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Readiness;
 use crate::election::Status;
 use crate::metrics::Metrics;
 use crate::supervise::ChildStatus;
@@ -25,6 +24,60 @@ use crate::supervise::ChildStatus;
 /// Extra time past lease_duration before a leader that stopped renewing is
 /// reported unhealthy (client-go's HealthzAdaptor takes such a timeout too).
 pub const HEALTHZ_MARGIN: Duration = Duration::from_secs(20);
+
+/// `[http]`: where `/metrics`, `/healthz`, `/readyz` and `/leader` are served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Listen address, `host:port`.
+    pub listen: ListenAddr,
+    /// When `/readyz` reports ready.
+    pub readiness: Readiness,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: ListenAddr(SocketAddr::from(([0, 0, 0, 0], 9890))),
+            readiness: Readiness::Observed,
+        }
+    }
+}
+
+/// When the process counts as ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Readiness {
+    /// Ready once the Lease has been read (the default; keeps PDBs meaningful).
+    Observed,
+    /// Ready only while leader, for active/passive Services.
+    Leader,
+}
+
+/// A listen address such as `0.0.0.0:9890`, parsed when the settings load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr(pub SocketAddr);
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for ListenAddr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map(ListenAddr).map_err(|_| {
+            D::Error::custom(format!("{text:?} is not an address such as 0.0.0.0:9890"))
+        })
+    }
+}
 
 /// What the endpoints read from.
 #[derive(Clone)]
@@ -56,60 +109,19 @@ impl HttpState {
         }
         let status = self.status.borrow().clone();
         match req.uri().path() {
-            "/metrics" => {
-                let mut r = text(StatusCode::OK, self.metrics.encode());
-                r.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    hyper::header::HeaderValue::from_static(
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    ),
-                );
-                r
-            }
-            "/healthz" | "/livez" => {
-                let stalled = status.is_leader
-                    && status
-                        .last_renew_at
-                        .is_some_and(|t| Instant::now() - t > self.lease_duration + HEALTHZ_MARGIN);
-                if stalled {
-                    text(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "leader has not renewed the Lease for longer than lease_duration\n",
-                    )
-                } else {
-                    text(StatusCode::OK, "ok\n")
-                }
-            }
-            "/readyz" => {
-                let ready = match self.readiness {
-                    Readiness::Observed => status.observed,
-                    Readiness::Leader => status.is_leader,
-                };
-                if ready {
-                    text(StatusCode::OK, "ok\n")
-                } else if !status.observed {
-                    text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the Lease has not been read yet\n",
-                    )
-                } else {
-                    text(StatusCode::SERVICE_UNAVAILABLE, "not the leader\n")
-                }
-            }
+            "/metrics" => with_type(
+                text(StatusCode::OK, self.metrics.encode()),
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            "/healthz" | "/livez" => self.health(&status),
+            "/readyz" => self.readiness(&status),
             "/leader" => {
                 let body = LeaderBody {
                     status: &status,
                     child: self.child.as_ref().map(|c| c.borrow().clone()),
                 };
-                let mut r = text(
-                    StatusCode::OK,
-                    serde_json::to_string(&body).expect("status serialises"),
-                );
-                r.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    hyper::header::HeaderValue::from_static("application/json"),
-                );
-                r
+                let json = serde_json::to_string(&body).expect("status serialises");
+                with_type(text(StatusCode::OK, json), "application/json")
             }
             _ => text(
                 StatusCode::NOT_FOUND,
@@ -117,6 +129,47 @@ impl HttpState {
             ),
         }
     }
+
+    /// 500 only for a leader whose renews have stalled well past lease_duration.
+    fn health(&self, status: &Status) -> Response<Full<Bytes>> {
+        let stalled = status.is_leader
+            && status
+                .last_renew_at
+                .is_some_and(|t| Instant::now() - t > self.lease_duration + HEALTHZ_MARGIN);
+        if stalled {
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "leader has not renewed the Lease for longer than lease_duration\n",
+            )
+        } else {
+            text(StatusCode::OK, "ok\n")
+        }
+    }
+
+    fn readiness(&self, status: &Status) -> Response<Full<Bytes>> {
+        let ready = match self.readiness {
+            Readiness::Observed => status.observed,
+            Readiness::Leader => status.is_leader,
+        };
+        if ready {
+            text(StatusCode::OK, "ok\n")
+        } else if !status.observed {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the Lease has not been read yet\n",
+            )
+        } else {
+            text(StatusCode::SERVICE_UNAVAILABLE, "not the leader\n")
+        }
+    }
+}
+
+fn with_type(mut r: Response<Full<Bytes>>, content_type: &'static str) -> Response<Full<Bytes>> {
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    r
 }
 
 fn text(code: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

@@ -14,13 +14,13 @@
 //! let config = ElectionConfig::new("my-controller", "default", "pod-a")
 //!     .with_timings(Timings::DEFAULT)
 //!     .with_release_on_cancel(true);
+//! config.validate().expect("valid election settings");
 //! let backend = KubeBackend::new(client, &config.lease, &config.namespace);
 //! let metrics = Arc::new(Metrics::new(&config.lease, &config.namespace));
-//! let mut elector = Elector::new(backend, config, metrics);
-//! let mut events = elector.events();
+//! let (elector, mut handles) = Elector::new(backend, config, metrics);
 //! let shutdown = CancellationToken::new();
 //! tokio::spawn(elector.run(shutdown.clone()));
-//! while let Some(event) = events.recv().await {
+//! while let Some(event) = handles.events.recv().await {
 //!     if let LeaderEvent::StartedLeading(leadership) = event {
 //!         // Work until leadership.token is cancelled, then drop `leadership`.
 //!         leadership.token.cancelled().await;
@@ -29,15 +29,20 @@
 //! # }
 //! ```
 //!
-//! Modules, by responsibility: [`config`] (settings and their origins),
-//! [`election`] (the state machine, I/O-free but for the [`backend`] trait),
-//! [`backend`] (the real Kubernetes Lease and an in-memory test double),
-//! [`metrics`], [`http`], [`telemetry`], [`supervise`] (the `run` mode) and
-//! [`demo`] (the cluster-free demonstration).
+//! Modules, by responsibility, each depending only on those listed before it:
+//! [`backend`] (the Lease verbs: the real Kubernetes Lease and an in-memory
+//! test double), [`election`] (the state machine, I/O-free but for the
+//! backend trait; reports through [`election::Reporter`]), [`metrics`] (the
+//! Prometheus reporter), [`supervise`] (the `run` mode), [`http`],
+//! [`telemetry`], [`candidate`] (assembles one candidate) and [`config`]
+//! (the settings table, layers and origins). See docs/architecture.md.
+
+#![warn(missing_docs)]
 
 pub mod backend;
+pub mod candidate;
 pub mod config;
-pub mod demo;
+mod duration_serde;
 pub mod election;
 pub mod http;
 pub mod metrics;

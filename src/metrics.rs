@@ -10,7 +10,10 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
+use std::time::Duration;
+
 use crate::backend::BackendError;
+use crate::election::{Reporter, Timings, Verb};
 
 /// Latency buckets for a renew request: 1 ms to 10 s.
 pub const RENEW_BUCKETS: [f64; 13] = [
@@ -18,7 +21,7 @@ pub const RENEW_BUCKETS: [f64; 13] = [
 ];
 
 /// API verbs counted in `lease_elector_api_requests_total`.
-pub const API_VERBS: [&str; 5] = ["get", "create", "update", "watch", "event"];
+pub const API_VERBS: [Verb; 5] = Verb::ALL;
 
 /// Outcomes counted in `lease_elector_child_exits_total`.
 pub const CHILD_OUTCOMES: [&str; 3] = ["success", "failure", "signaled"];
@@ -55,166 +58,152 @@ pub struct Metrics {
     current_holder: std::sync::Mutex<String>,
 }
 
+/// A metric's name and help text.
+type Doc = (&'static str, &'static str);
+
+const IS_LEADER: Doc = (
+    "lease_elector_is_leader",
+    "1 while this candidate holds the Lease and acts as leader, else 0.",
+);
+const TRANSITIONS: Doc = (
+    "lease_elector_leadership_transitions_total",
+    "Times this candidate acquired or lost leadership.",
+);
+const OBSERVED_LEADER_CHANGES: Doc = (
+    "lease_elector_observed_leader_changes_total",
+    "Changes of the Lease holder seen by this candidate.",
+);
+const RENEW_DURATION: Doc = (
+    "lease_elector_renew_duration_seconds",
+    "Duration of the leader's renew requests, successful or not.",
+);
+const RENEW_FAILURES: Doc = (
+    "lease_elector_renew_failures_total",
+    "Failed attempts to acquire or renew the Lease, by reason.",
+);
+const LAST_RENEW_TIMESTAMP: Doc = (
+    "lease_elector_last_renew_timestamp_seconds",
+    "Unix time of this candidate's last successful acquire or renew (0 if never).",
+);
+const LEASE_DURATION: Doc = (
+    "lease_elector_lease_duration_seconds",
+    "Configured lease duration of this candidate.",
+);
+const LEADER_INFO: Doc = (
+    "lease_elector_leader_info",
+    "Always 1; the holder label names the Lease holder this candidate observes (empty if none).",
+);
+const API_REQUESTS: Doc = (
+    "lease_elector_api_requests_total",
+    "Requests sent to the API server, by verb.",
+);
+const MASTER_STATUS: Doc = (
+    "leader_election_master_status",
+    "client-go compatible: 1 if this candidate is the leader, 0 if backup.",
+);
+const CHILD_RUNNING: Doc = (
+    "lease_elector_child_running",
+    "1 while the supervised child process runs (lease-elector run).",
+);
+const CHILD_STARTS: Doc = (
+    "lease_elector_child_starts_total",
+    "Supervised child processes started (lease-elector run).",
+);
+const CHILD_EXITS: Doc = (
+    "lease_elector_child_exits_total",
+    "Supervised child processes that ended, by outcome (lease-elector run).",
+);
+const BUILD_INFO: Doc = (
+    "lease_elector_build_info",
+    "Always 1; the version label is the lease-elector version.",
+);
+
+/// Builds metrics labelled with the Lease and registers them.
+struct Factory<'a> {
+    registry: Registry,
+    lease: &'a str,
+    namespace: &'a str,
+}
+
+impl Factory<'_> {
+    fn opts(&self, (name, help): Doc) -> Opts {
+        Opts::new(name, help)
+            .const_label("lease", self.lease)
+            .const_label("namespace", self.namespace)
+    }
+
+    fn register<C: prometheus::core::Collector + Clone + 'static>(&self, c: C) -> C {
+        self.registry
+            .register(Box::new(c.clone()))
+            .expect("metric names are unique and valid");
+        c
+    }
+
+    fn int_gauge(&self, doc: Doc) -> IntGauge {
+        self.register(IntGauge::with_opts(self.opts(doc)).expect("valid metric"))
+    }
+
+    fn gauge(&self, doc: Doc) -> Gauge {
+        self.register(Gauge::with_opts(self.opts(doc)).expect("valid metric"))
+    }
+
+    fn counter(&self, doc: Doc) -> IntCounter {
+        self.register(IntCounter::with_opts(self.opts(doc)).expect("valid metric"))
+    }
+
+    /// A counter with one label, a series per value from start-up.
+    fn counter_vec(&self, doc: Doc, label: &str, values: &[&str]) -> IntCounterVec {
+        let c = IntCounterVec::new(self.opts(doc), &[label]).expect("valid metric");
+        for value in values {
+            c.with_label_values(&[value]);
+        }
+        self.register(c)
+    }
+
+    /// A gauge with one label, its one series at 1.
+    fn info(&self, opts: Opts, label: &str, value: &str) -> IntGaugeVec {
+        let g = IntGaugeVec::new(opts, &[label]).expect("valid metric");
+        g.with_label_values(&[value]).set(1);
+        self.register(g)
+    }
+
+    fn histogram(&self, (name, help): Doc, buckets: &[f64]) -> Histogram {
+        let opts = HistogramOpts::new(name, help)
+            .const_label("lease", self.lease)
+            .const_label("namespace", self.namespace)
+            .buckets(buckets.to_vec());
+        self.register(Histogram::with_opts(opts).expect("valid metric"))
+    }
+}
+
 impl Metrics {
     /// Registers every metric for the Lease `lease` in `namespace`.
     pub fn new(lease: &str, namespace: &str) -> Self {
         let registry = Registry::new();
-        let opts = |name: &str, help: &str| {
-            Opts::new(name, help)
-                .const_label("lease", lease)
-                .const_label("namespace", namespace)
+        let f = Factory {
+            registry: registry.clone(),
+            lease,
+            namespace,
         };
-        let reg = |c: Box<dyn prometheus::core::Collector>| {
-            registry
-                .register(c)
-                .expect("metric names are unique and valid");
-        };
-
-        let is_leader = IntGauge::with_opts(opts(
-            "lease_elector_is_leader",
-            "1 while this candidate holds the Lease and acts as leader, else 0.",
-        ))
-        .expect("valid metric");
-        let transitions = IntCounterVec::new(
-            opts(
-                "lease_elector_leadership_transitions_total",
-                "Times this candidate acquired or lost leadership.",
-            ),
-            &["direction"],
-        )
-        .expect("valid metric");
-        let observed_leader_changes = IntCounter::with_opts(opts(
-            "lease_elector_observed_leader_changes_total",
-            "Changes of the Lease holder seen by this candidate.",
-        ))
-        .expect("valid metric");
-        let renew_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "lease_elector_renew_duration_seconds",
-                "Duration of the leader's renew requests, successful or not.",
-            )
-            .const_label("lease", lease)
-            .const_label("namespace", namespace)
-            .buckets(RENEW_BUCKETS.to_vec()),
-        )
-        .expect("valid metric");
-        let renew_failures = IntCounterVec::new(
-            opts(
-                "lease_elector_renew_failures_total",
-                "Failed attempts to acquire or renew the Lease, by reason.",
-            ),
-            &["reason"],
-        )
-        .expect("valid metric");
-        let last_renew_timestamp = Gauge::with_opts(opts(
-            "lease_elector_last_renew_timestamp_seconds",
-            "Unix time of this candidate's last successful acquire or renew (0 if never).",
-        ))
-        .expect("valid metric");
-        let lease_duration = Gauge::with_opts(opts(
-            "lease_elector_lease_duration_seconds",
-            "Configured lease duration of this candidate.",
-        ))
-        .expect("valid metric");
-        let leader_info = IntGaugeVec::new(
-            opts(
-                "lease_elector_leader_info",
-                "Always 1; the holder label names the Lease holder this candidate observes (empty if none).",
-            ),
-            &["holder"],
-        )
-        .expect("valid metric");
-        let api_requests = IntCounterVec::new(
-            opts(
-                "lease_elector_api_requests_total",
-                "Requests sent to the API server, by verb.",
-            ),
-            &["verb"],
-        )
-        .expect("valid metric");
-        let master_status = IntGauge::with_opts(
-            Opts::new(
-                "leader_election_master_status",
-                "client-go compatible: 1 if this candidate is the leader, 0 if backup.",
-            )
-            .const_label("name", lease),
-        )
-        .expect("valid metric");
-        let child_running = IntGauge::with_opts(opts(
-            "lease_elector_child_running",
-            "1 while the supervised child process runs (lease-elector run).",
-        ))
-        .expect("valid metric");
-        let child_starts = IntCounter::with_opts(opts(
-            "lease_elector_child_starts_total",
-            "Supervised child processes started (lease-elector run).",
-        ))
-        .expect("valid metric");
-        let child_exits = IntCounterVec::new(
-            opts(
-                "lease_elector_child_exits_total",
-                "Supervised child processes that ended, by outcome (lease-elector run).",
-            ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "lease_elector_build_info",
-                "Always 1; the version label is the lease-elector version.",
-            ),
-            &["version"],
-        )
-        .expect("valid metric");
-
-        for direction in ["acquired", "lost"] {
-            transitions.with_label_values(&[direction]);
-        }
-        for reason in BackendError::REASONS {
-            renew_failures.with_label_values(&[reason]);
-        }
-        for verb in API_VERBS {
-            api_requests.with_label_values(&[verb]);
-        }
-        for outcome in CHILD_OUTCOMES {
-            child_exits.with_label_values(&[outcome]);
-        }
-        leader_info.with_label_values(&[""]).set(1);
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-
-        reg(Box::new(is_leader.clone()));
-        reg(Box::new(transitions.clone()));
-        reg(Box::new(observed_leader_changes.clone()));
-        reg(Box::new(renew_duration.clone()));
-        reg(Box::new(renew_failures.clone()));
-        reg(Box::new(last_renew_timestamp.clone()));
-        reg(Box::new(lease_duration.clone()));
-        reg(Box::new(leader_info.clone()));
-        reg(Box::new(api_requests.clone()));
-        reg(Box::new(master_status.clone()));
-        reg(Box::new(child_running.clone()));
-        reg(Box::new(child_starts.clone()));
-        reg(Box::new(child_exits.clone()));
-        reg(Box::new(build_info));
-
+        let master = Opts::new(MASTER_STATUS.0, MASTER_STATUS.1).const_label("name", lease);
+        let build = Opts::new(BUILD_INFO.0, BUILD_INFO.1);
+        f.info(build, "version", env!("CARGO_PKG_VERSION"));
         Metrics {
-            registry,
-            is_leader,
-            transitions,
-            observed_leader_changes,
-            renew_duration,
-            renew_failures,
-            last_renew_timestamp,
-            lease_duration,
-            leader_info,
-            api_requests,
-            master_status,
-            child_running,
-            child_starts,
-            child_exits,
+            is_leader: f.int_gauge(IS_LEADER),
+            transitions: f.counter_vec(TRANSITIONS, "direction", &["acquired", "lost"]),
+            observed_leader_changes: f.counter(OBSERVED_LEADER_CHANGES),
+            renew_duration: f.histogram(RENEW_DURATION, &RENEW_BUCKETS),
+            renew_failures: f.counter_vec(RENEW_FAILURES, "reason", &BackendError::REASONS),
+            last_renew_timestamp: f.gauge(LAST_RENEW_TIMESTAMP),
+            lease_duration: f.gauge(LEASE_DURATION),
+            leader_info: f.info(f.opts(LEADER_INFO), "holder", ""),
+            api_requests: f.counter_vec(API_REQUESTS, "verb", &API_VERBS.map(Verb::as_str)),
+            master_status: f.register(IntGauge::with_opts(master).expect("valid metric")),
+            child_running: f.int_gauge(CHILD_RUNNING),
+            child_starts: f.counter(CHILD_STARTS),
+            child_exits: f.counter_vec(CHILD_EXITS, "outcome", &CHILD_OUTCOMES),
             current_holder: std::sync::Mutex::new(String::new()),
+            registry,
         }
     }
 
@@ -249,6 +238,49 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buf)
             .expect("text encoding of gathered metrics cannot fail");
         String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+/// The election's reports, as Prometheus metrics.
+impl Reporter for Metrics {
+    fn configured(&self, timings: &Timings) {
+        self.lease_duration
+            .set(timings.lease_duration.as_secs_f64());
+    }
+
+    fn request(&self, verb: Verb) {
+        self.api_requests.with_label_values(&[verb.as_str()]).inc();
+    }
+
+    fn request_failed(&self, error: &BackendError) {
+        self.renew_failures
+            .with_label_values(&[error.reason()])
+            .inc();
+    }
+
+    fn renew_took(&self, elapsed: Duration) {
+        self.renew_duration.observe(elapsed.as_secs_f64());
+    }
+
+    fn became_leader(&self) {
+        self.set_leader(true);
+        self.transitions.with_label_values(&["acquired"]).inc();
+    }
+
+    fn stopped_leading(&self) {
+        self.set_leader(false);
+        self.transitions.with_label_values(&["lost"]).inc();
+    }
+
+    fn holder_changed(&self, holder: &str) {
+        if !holder.is_empty() {
+            self.observed_leader_changes.inc();
+        }
+        self.set_holder(holder);
+    }
+
+    fn renewed(&self, unix_seconds: f64) {
+        self.last_renew_timestamp.set(unix_seconds);
     }
 }
 

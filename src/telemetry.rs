@@ -12,7 +12,57 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::{LogFormat, Settings};
+use serde::{Deserialize, Serialize};
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// Filter directives (`info`, `lease_elector=debug,kube=info`); `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[otel]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtelSettings {
+    /// OTLP/HTTP endpoint; tracing export is off when unset (and
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// service.name of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for OtelSettings {
+    fn default() -> Self {
+        OtelSettings {
+            endpoint: None,
+            service_name: "lease-elector".into(),
+        }
+    }
+}
 
 /// Keeps the trace exporter alive; flushes it when dropped.
 pub struct Telemetry {
@@ -32,17 +82,17 @@ impl Drop for Telemetry {
 /// Installs the global subscriber. `RUST_LOG` overrides `log.level`. Traces
 /// are exported over OTLP/HTTP only when an endpoint is configured
 /// (`otel.endpoint`, or the standard `OTEL_EXPORTER_OTLP_ENDPOINT`).
-pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
+pub fn init(log: &LogSettings, otel: &OtelSettings) -> anyhow::Result<Telemetry> {
     let filter = match EnvFilter::try_from_default_env() {
         Ok(f) => f,
         // kube's client logs every failed connection at ERROR; the election
         // already reports each failed request once, with its consequence.
-        Err(_) => EnvFilter::try_new(&settings.log.level)?
+        Err(_) => EnvFilter::try_new(&log.level)?
             .add_directive("kube_client::client::builder=off".parse()?),
     };
     // Spans are exported whatever the log level: quiet logs, full traces.
     let span_filter = EnvFilter::try_new("lease_elector=info")?;
-    let fmt = match settings.log.format {
+    let fmt = match log.format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .boxed(),
@@ -55,52 +105,51 @@ pub fn init(settings: &Settings) -> anyhow::Result<Telemetry> {
     }
     .with_filter(filter);
 
-    let endpoint = settings.otel.endpoint.clone().or_else(|| {
+    let endpoint = otel.endpoint.clone().or_else(|| {
         std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
             .ok()
             .filter(|s| !s.is_empty())
     });
-    let (otel, provider) = match endpoint {
-        Some(endpoint) => {
-            let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
-            let client = OnRuntime {
-                inner: Arc::new(HyperClient::with_default_connector(
-                    Duration::from_secs(10),
-                    None,
-                )),
-                runtime: tokio::runtime::Handle::try_current()?,
-            };
-            let exporter = SpanExporter::builder()
-                .with_http()
-                .with_endpoint(url)
-                .with_http_client(client)
-                .build()?;
-            let provider = SdkTracerProvider::builder()
-                .with_batch_exporter(exporter)
-                .with_resource(
-                    opentelemetry_sdk::Resource::builder()
-                        .with_service_name(settings.otel.service_name.clone())
-                        .build(),
-                )
-                .build();
-            let tracer = provider.tracer("lease-elector");
-            (
-                Some(
-                    tracing_opentelemetry::layer()
-                        .with_tracer(tracer)
-                        .with_filter(span_filter),
-                ),
-                Some(provider),
-            )
-        }
-        None => (None, None),
+    let provider = match endpoint {
+        Some(endpoint) => Some(tracer_provider(&endpoint, &otel.service_name)?),
+        None => None,
     };
+    let spans = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("lease-elector"))
+            .with_filter(span_filter)
+    });
 
     tracing_subscriber::registry()
         .with(fmt)
-        .with(otel)
+        .with(spans)
         .try_init()?;
     Ok(Telemetry { provider })
+}
+
+/// Batch export of spans over OTLP/HTTP to `endpoint`.
+fn tracer_provider(endpoint: &str, service_name: &str) -> anyhow::Result<SdkTracerProvider> {
+    let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+    let client = OnRuntime {
+        inner: Arc::new(HyperClient::with_default_connector(
+            Duration::from_secs(10),
+            None,
+        )),
+        runtime: tokio::runtime::Handle::try_current()?,
+    };
+    let exporter = SpanExporter::builder()
+        .with_http()
+        .with_endpoint(url)
+        .with_http_client(client)
+        .build()?;
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(service_name.to_string())
+                .build(),
+        )
+        .build())
 }
 
 /// The OTLP HTTP client, run on our tokio runtime. The batch span processor

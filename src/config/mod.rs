@@ -16,7 +16,14 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
-use crate::election::{ElectionConfig, Timings};
+pub mod table;
+
+use table::{Kind, SETTINGS};
+
+use crate::election::{ElectionConfig, InvalidElection, Timings};
+pub use crate::http::{HttpSettings, ListenAddr, Readiness};
+pub use crate::supervise::{OnChildExit, RunSettings, StopSignal};
+pub use crate::telemetry::{LogFormat, LogSettings, OtelSettings};
 
 /// Prefix of every environment variable read as a setting.
 pub const ENV_PREFIX: &str = "LEASE_ELECTOR_";
@@ -24,9 +31,6 @@ pub const ENV_PREFIX: &str = "LEASE_ELECTOR_";
 /// Environment variables with the prefix that are not settings: they are set by
 /// `lease-elector run` for its child and must not break a nested lease-elector.
 const RESERVED_ENV: [&str; 1] = ["fencing_token"];
-
-/// Settings that take true/false.
-const BOOL_KEYS: [&str; 2] = ["release_on_cancel", "run.label_pod"];
 
 /// The complete, validated settings of a lease-elector process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,13 +43,13 @@ pub struct Settings {
     /// This candidate's identity, written as the Lease's holderIdentity.
     pub identity: String,
     /// How long a record stays valid after it was seen to change.
-    #[serde(with = "duration")]
+    #[serde(with = "crate::duration_serde")]
     pub lease_duration: Duration,
     /// How long the leader keeps acting without a successful renew.
-    #[serde(with = "duration")]
+    #[serde(with = "crate::duration_serde")]
     pub renew_deadline: Duration,
     /// Interval of the leader's renews and of retries after errors.
-    #[serde(with = "duration")]
+    #[serde(with = "crate::duration_serde")]
     pub retry_period: Duration,
     /// Release the Lease on SIGTERM/SIGINT so another candidate takes over at once.
     pub release_on_cancel: bool,
@@ -60,87 +64,6 @@ pub struct Settings {
     pub otel: OtelSettings,
     /// Supervision of a child process (`lease-elector run`).
     pub run: RunSettings,
-}
-
-/// `[http]`: where `/metrics`, `/healthz`, `/readyz` and `/leader` are served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSettings {
-    /// Listen address, `host:port`.
-    pub listen: String,
-    /// When `/readyz` reports ready.
-    pub readiness: Readiness,
-}
-
-/// When the process counts as ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Readiness {
-    /// Ready once the Lease has been read (the default; keeps PDBs meaningful).
-    Observed,
-    /// Ready only while leader, for active/passive Services.
-    Leader,
-}
-
-/// `[log]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogSettings {
-    /// Output format.
-    pub format: LogFormat,
-    /// Filter directives (`info`, `lease_elector=debug,kube=info`); `RUST_LOG` wins.
-    pub level: String,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// `[otel]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OtelSettings {
-    /// OTLP/HTTP endpoint; tracing export is off when unset (and
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is unset).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// service.name of the exported spans.
-    pub service_name: String,
-}
-
-/// `[run]`: how `lease-elector run -- CMD` treats its child.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunSettings {
-    /// Signal sent to the child's process group when leadership ends.
-    pub stop_signal: String,
-    /// Time between the stop signal and SIGKILL.
-    #[serde(with = "duration")]
-    pub grace_period: Duration,
-    /// What to do when the child exits on its own.
-    pub on_child_exit: OnChildExit,
-    /// First delay before restarting a child that exited; doubles up to 30 s.
-    #[serde(with = "duration")]
-    pub restart_backoff: Duration,
-    /// Label the own Pod `lease-elector.io/leader=true|false`.
-    pub label_pod: bool,
-}
-
-/// What `lease-elector run` does when its child exits by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnChildExit {
-    /// Release the Lease and compete again; the child restarts (with backoff)
-    /// when leadership is won again.
-    Recompete,
-    /// Release the Lease and exit with the child's exit code.
-    Exit,
 }
 
 impl Settings {
@@ -159,12 +82,9 @@ impl Settings {
         }
     }
 
-    /// The HTTP listen address (validated at load time).
+    /// The HTTP listen address.
     pub fn listen_addr(&self) -> SocketAddr {
-        self.http
-            .listen
-            .parse()
-            .expect("validated when the settings were loaded")
+        self.http.listen.0
     }
 }
 
@@ -187,25 +107,10 @@ fn defaults() -> Settings {
         retry_period: Timings::DEFAULT.retry_period,
         release_on_cancel: true,
         kube_context: None,
-        http: HttpSettings {
-            listen: "0.0.0.0:9890".into(),
-            readiness: Readiness::Observed,
-        },
-        log: LogSettings {
-            format: LogFormat::Text,
-            level: "info".into(),
-        },
-        otel: OtelSettings {
-            endpoint: None,
-            service_name: "lease-elector".into(),
-        },
-        run: RunSettings {
-            stop_signal: "SIGTERM".into(),
-            grace_period: Duration::from_secs(3),
-            on_child_exit: OnChildExit::Recompete,
-            restart_backoff: Duration::from_secs(1),
-            label_pod: false,
-        },
+        http: HttpSettings::default(),
+        log: LogSettings::default(),
+        otel: OtelSettings::default(),
+        run: RunSettings::default(),
     }
 }
 
@@ -395,73 +300,17 @@ pub fn load(
     env: &[(String, String)],
     flags: FlagValues,
 ) -> Result<Loaded, ConfigError> {
-    let defaults = defaults();
-    let known = known_keys(&defaults);
     let file = match file {
         Some(p) => Some(p.to_path_buf()),
         None => Some(PathBuf::from("config.toml")).filter(|p| p.is_file()),
     };
-
-    let mut figment = Figment::new().merge(Named(DEFAULTS_NAME, Serialized::defaults(&defaults)));
+    let mut figment = Figment::new().merge(Named(DEFAULTS_NAME, Serialized::defaults(defaults())));
     if let Some(path) = &file {
-        let file_err = |message: String| ConfigError {
-            field: "(file)".into(),
-            origin: Origin::File(path.clone()),
-            message,
-        };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read: {e}")))?;
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e| file_err(format!("not valid TOML: {e}")))?;
-        if let Some(key) = unknown_key(&table, "", &known) {
-            return Err(ConfigError {
-                field: key,
-                origin: Origin::File(path.clone()),
-                message: "unknown setting".into(),
-            });
-        }
-        figment = figment.merge(Named("TOML file", Toml::string(&text)));
-    }
-
-    let mut env_dict = Dict::new();
-    for (name, value) in env {
-        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
-            continue;
-        };
-        let key = rest.to_lowercase().replace("__", ".");
-        if RESERVED_ENV.contains(&key.as_str()) {
-            continue;
-        }
-        if !known.contains(&key) {
-            return Err(ConfigError {
-                field: key,
-                origin: Origin::Env(name.clone()),
-                message: "unknown setting".into(),
-            });
-        }
-        // Values stay strings (a Lease named "123" is a name, not a number),
-        // except for the boolean settings.
-        let parsed = if BOOL_KEYS.contains(&key.as_str()) {
-            match value.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => Value::from(true),
-                "false" | "0" | "no" => Value::from(false),
-                _ => {
-                    return Err(ConfigError {
-                        field: key,
-                        origin: Origin::Env(name.clone()),
-                        message: format!("{value:?} is not true or false"),
-                    });
-                }
-            }
-        } else {
-            Value::from(value.clone())
-        };
-        insert_dotted(&mut env_dict, &key, parsed);
+        figment = figment.merge(Named("TOML file", Toml::string(&read_file(path)?)));
     }
     figment = figment.merge(Named(
         "environment",
-        Serialized::defaults(Value::from(env_dict)),
+        Serialized::defaults(Value::from(env_layer(env)?)),
     ));
     figment = figment.merge(flags.clone());
 
@@ -488,6 +337,58 @@ pub fn load(
     Ok(loaded)
 }
 
+/// The file's text, once it is known to be TOML with known keys only.
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    let file_err = |field: String, message: String| ConfigError {
+        field,
+        origin: Origin::File(path.to_path_buf()),
+        message,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| file_err("(file)".into(), format!("cannot read: {e}")))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| file_err("(file)".into(), format!("not valid TOML: {e}")))?;
+    match unknown_key(&table, "") {
+        Some(key) => Err(file_err(key, "unknown setting".into())),
+        None => Ok(text),
+    }
+}
+
+/// The `LEASE_ELECTOR_*` variables as a dictionary of settings.
+fn env_layer(env: &[(String, String)]) -> Result<Dict, ConfigError> {
+    let mut dict = Dict::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let key = rest.to_lowercase().replace("__", ".");
+        if RESERVED_ENV.contains(&key.as_str()) {
+            continue;
+        }
+        let fail = |message: String| ConfigError {
+            field: key.clone(),
+            origin: Origin::Env(name.clone()),
+            message,
+        };
+        let Some(setting) = table::setting(&key) else {
+            return Err(fail("unknown setting".into()));
+        };
+        // Values stay strings (a Lease named "123" is a name, not a number),
+        // except for the boolean settings.
+        let parsed = match setting.kind {
+            Kind::Text => Value::from(value.clone()),
+            Kind::Bool => match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Value::from(true),
+                "false" | "0" | "no" => Value::from(false),
+                _ => return Err(fail(format!("{value:?} is not true or false"))),
+            },
+        };
+        insert_dotted(&mut dict, &key, parsed);
+    }
+    Ok(dict)
+}
+
 /// A provider under a name of our choosing, so origins can be told apart.
 struct Named<P>(&'static str, P);
 
@@ -500,38 +401,18 @@ impl<P: Provider> Provider for Named<P> {
     }
 }
 
-fn known_keys(defaults: &Settings) -> Vec<String> {
-    fn walk(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
-        if let Some(t) = v.as_table() {
-            for (k, v) in t {
-                let key = format!("{prefix}{k}");
-                if v.is_table() {
-                    walk(v, &format!("{key}."), out);
-                } else {
-                    out.push(key);
-                }
-            }
-        }
-    }
-    let mut keys = vec!["kube_context".to_string(), "otel.endpoint".to_string()];
-    walk(
-        &toml::Value::try_from(defaults).expect("settings serialise to TOML"),
-        "",
-        &mut keys,
-    );
-    keys
-}
-
-fn unknown_key(table: &toml::Table, prefix: &str, known: &[String]) -> Option<String> {
+/// The first key of `table` that is no setting (nor a section of settings).
+fn unknown_key(table: &toml::Table, prefix: &str) -> Option<String> {
     for (k, v) in table {
         let key = format!("{prefix}{k}");
+        let section = format!("{key}.");
         match v.as_table() {
-            Some(inner) if known.iter().any(|x| x.starts_with(&format!("{key}."))) => {
-                if let Some(bad) = unknown_key(inner, &format!("{key}."), known) {
+            Some(inner) if SETTINGS.iter().any(|s| s.key.starts_with(&section)) => {
+                if let Some(bad) = unknown_key(inner, &section) {
                     return Some(bad);
                 }
             }
-            _ if known.contains(&key) => {}
+            _ if table::setting(&key).is_some() => {}
             _ => return Some(key),
         }
     }
@@ -545,83 +426,8 @@ fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
         origin: loaded.origin(field),
         message,
     };
-    let show = |d: Duration| humantime::format_duration(d).to_string();
-
-    if s.retry_period.is_zero() {
-        return Err(fail("retry_period", "must be greater than zero".into()));
-    }
-    // A broken relation is blamed on the value the user set, so the message
-    // points at the line to change.
-    let relation = |larger: &str, l: Duration, smaller: &str, sm: Duration, factor: &str| {
-        if loaded.origin(larger) == Origin::Default && loaded.origin(smaller) != Origin::Default {
-            fail(
-                smaller,
-                format!(
-                    "{factor}{} must be less than {larger} ({} from {})",
-                    show(sm),
-                    show(l),
-                    loaded.origin(larger)
-                ),
-            )
-        } else {
-            fail(
-                larger,
-                format!(
-                    "{} must be greater than {factor}{smaller} ({} from {})",
-                    show(l),
-                    show(sm),
-                    loaded.origin(smaller)
-                ),
-            )
-        }
-    };
-    if s.renew_deadline.as_secs_f64() <= 1.2 * s.retry_period.as_secs_f64() {
-        return Err(relation(
-            "renew_deadline",
-            s.renew_deadline,
-            "retry_period",
-            s.retry_period,
-            "1.2 x ",
-        ));
-    }
-    if s.lease_duration <= s.renew_deadline {
-        return Err(relation(
-            "lease_duration",
-            s.lease_duration,
-            "renew_deadline",
-            s.renew_deadline,
-            "",
-        ));
-    }
-    if s.lease_duration.subsec_nanos() != 0 {
-        return Err(fail(
-            "lease_duration",
-            "must be whole seconds (the Lease stores leaseDurationSeconds)".into(),
-        ));
-    }
-    if s.identity.trim().is_empty() {
-        return Err(fail("identity", "must not be empty".into()));
-    }
-    if s.identity.len() > 253 {
-        return Err(fail("identity", "must be at most 253 characters".into()));
-    }
-    if let Err(why) = dns1123_subdomain(&s.lease) {
-        return Err(fail(
-            "lease",
-            format!("{:?} is not a valid Lease name: {why}", s.lease),
-        ));
-    }
-    if let Err(why) = dns1123_label(&s.namespace) {
-        return Err(fail(
-            "namespace",
-            format!("{:?} is not a valid namespace: {why}", s.namespace),
-        ));
-    }
-    if s.http.listen.parse::<SocketAddr>().is_err() {
-        return Err(fail(
-            "http.listen",
-            format!("{:?} is not an address such as 0.0.0.0:9890", s.http.listen),
-        ));
+    if let Err(invalid) = s.election().validate() {
+        return Err(election_error(loaded, invalid));
     }
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&s.log.level) {
         return Err(fail("log.level", format!("{:?}: {e}", s.log.level)));
@@ -639,15 +445,6 @@ fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
     {
         return Err(fail("kube_context", "must not be empty when set".into()));
     }
-    if crate::supervise::parse_signal(&s.run.stop_signal).is_none() {
-        return Err(fail(
-            "run.stop_signal",
-            format!(
-                "{:?} is not one of SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2",
-                s.run.stop_signal
-            ),
-        ));
-    }
     if s.run.grace_period.is_zero() {
         return Err(fail("run.grace_period", "must be greater than zero".into()));
     }
@@ -658,6 +455,49 @@ fn validate(loaded: &Loaded) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// The election's own rules, reported with origins. A broken relation is
+/// blamed on the value the user set, so the message points at the line to
+/// change.
+fn election_error(loaded: &Loaded, invalid: InvalidElection) -> ConfigError {
+    let fail = |field: &str, message: String| ConfigError {
+        field: field.into(),
+        origin: loaded.origin(field),
+        message,
+    };
+    let (larger, smaller, factor) = match invalid {
+        InvalidElection::Field { field, message } => return fail(field, message),
+        InvalidElection::Relation {
+            larger,
+            smaller,
+            factor,
+        } => (larger, smaller, factor),
+    };
+    let show = |d: Duration| humantime::format_duration(d).to_string();
+    let factor = if factor == 1.0 {
+        String::new()
+    } else {
+        format!("{factor} x ")
+    };
+    let ((l_key, l), (s_key, sm)) = (larger, smaller);
+    if loaded.origin(l_key) == Origin::Default && loaded.origin(s_key) != Origin::Default {
+        let message = format!(
+            "{factor}{} must be less than {l_key} ({} from {})",
+            show(sm),
+            show(l),
+            loaded.origin(l_key)
+        );
+        fail(s_key, message)
+    } else {
+        let message = format!(
+            "{} must be greater than {factor}{s_key} ({} from {})",
+            show(l),
+            show(sm),
+            loaded.origin(s_key)
+        );
+        fail(l_key, message)
+    }
 }
 
 /// Checks the extra rule of `lease-elector run`: the child must be gone before
@@ -679,68 +519,6 @@ pub fn validate_run(loaded: &Loaded) -> Result<(), ConfigError> {
         });
     }
     Ok(())
-}
-
-fn dns1123_label(s: &str) -> Result<(), &'static str> {
-    if s.is_empty() || s.len() > 63 {
-        return Err("must be 1 to 63 characters");
-    }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err("only lowercase letters, digits and '-' are allowed");
-    }
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    if !alnum(s.as_bytes()[0]) || !alnum(s.as_bytes()[s.len() - 1]) {
-        return Err("must start and end with a letter or digit");
-    }
-    Ok(())
-}
-
-fn dns1123_subdomain(s: &str) -> Result<(), &'static str> {
-    if s.is_empty() || s.len() > 253 {
-        return Err("must be 1 to 253 characters");
-    }
-    for part in s.split('.') {
-        if part.is_empty() {
-            return Err("must not contain empty parts between dots");
-        }
-        dns1123_label(part).map_err(|_| {
-            "only lowercase letters, digits, '-' and '.' are allowed, each part starting and ending with a letter or digit"
-        })?;
-    }
-    Ok(())
-}
-
-/// Durations as humantime strings: "6s", "1500ms", "1m30s".
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Number(i64),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
-                D::Error::custom(format!(
-                    "{t:?} is not a duration such as \"6s\" or \"1500ms\" ({e})"
-                ))
-            }),
-            Raw::Number(n) => Err(D::Error::custom(format!(
-                "{n} has no unit; write a duration such as \"{n}s\""
-            ))),
-        }
-    }
 }
 
 #[cfg(test)]

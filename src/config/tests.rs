@@ -42,7 +42,7 @@ fn defaults_are_client_gos() {
     assert_eq!(s.renew_deadline, Duration::from_secs(10));
     assert_eq!(s.retry_period, Duration::from_secs(2));
     assert!(s.release_on_cancel);
-    assert_eq!(s.http.listen, "0.0.0.0:9890");
+    assert_eq!(s.http.listen.to_string(), "0.0.0.0:9890");
     assert!(!s.identity.is_empty());
 }
 
@@ -64,7 +64,7 @@ fn later_layers_win_and_each_value_knows_its_origin() {
     assert_eq!(s.lease_duration, Duration::from_secs(40));
     assert_eq!(s.renew_deadline, Duration::from_secs(8));
     assert_eq!(s.lease, "from-file");
-    assert_eq!(s.http.listen, "127.0.0.1:9999");
+    assert_eq!(s.http.listen.to_string(), "127.0.0.1:9999");
     assert_eq!(
         loaded.origin("lease_duration"),
         Origin::Flag("--lease-duration".into())
@@ -286,4 +286,82 @@ fn the_shipped_config_toml_is_valid_and_matches_the_defaults() {
     a.namespace.clear();
     b.namespace.clear();
     assert_eq!(a, b, "config.toml should document the defaults");
+}
+
+/// The settings documented in config.toml, by dotted key: the value written
+/// (`None` when the line is a commented-out example).
+fn config_toml_keys() -> Vec<(String, Option<String>)> {
+    let text = include_str!("../../config.toml");
+    let mut section = String::new();
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = format!("{name}.");
+            continue;
+        }
+        let (commented, body) = match line.strip_prefix("# ") {
+            Some(body) => (true, body),
+            None => (false, line),
+        };
+        let Some((key, value)) = body.split_once(" = ") else {
+            continue;
+        };
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            continue;
+        }
+        let value = (!commented).then(|| value.trim_matches('"').to_string());
+        keys.push((format!("{section}{key}"), value));
+    }
+    keys
+}
+
+#[test]
+fn config_toml_documents_every_setting_of_the_table_once_with_its_default() {
+    let documented = config_toml_keys();
+    let keys: Vec<&str> = documented.iter().map(|(k, _)| k.as_str()).collect();
+    let table: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+    assert_eq!(
+        keys, table,
+        "config.toml lists the settings in the table's order"
+    );
+    for ((key, value), setting) in documented.iter().zip(&SETTINGS) {
+        let fixed = setting.doc_default.starts_with('`') && !setting.doc_default.contains('$');
+        let expected = fixed.then(|| setting.doc_default.trim_matches('`').to_string());
+        assert_eq!(value, &expected, "config.toml's {key}");
+    }
+}
+
+#[test]
+fn the_readme_settings_table_is_the_settings_table() {
+    let readme = include_str!("../../README.md");
+    let header = "| key | flag | env | default | meaning |";
+    let start = readme.find(header).expect("README has the settings table");
+    let rows: Vec<&str> = readme[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let expected: Vec<String> = SETTINGS.iter().map(|s| s.readme_row()).collect();
+    assert_eq!(rows, expected, "README.md's settings table");
+}
+
+#[test]
+fn the_table_defaults_are_the_built_in_defaults() {
+    let described = load_with("", &[], FlagValues::default())
+        .unwrap()
+        .describe();
+    for s in SETTINGS
+        .iter()
+        .filter(|s| s.doc_default.starts_with('`') && !s.doc_default.contains('$'))
+    {
+        let leaf = s.key.rsplit('.').next().unwrap();
+        let default = s.doc_default.trim_matches('`');
+        let quoted = format!("{leaf} = \"{default}\"  #");
+        let bare = format!("{leaf} = {default}  #");
+        assert!(
+            described.contains(&quoted) || described.contains(&bare),
+            "{} defaults to {default} in the table, not in\n{described}",
+            s.key
+        );
+    }
 }

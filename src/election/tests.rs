@@ -13,7 +13,9 @@ use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::backend::BackendError;
 use crate::backend::memory::{MemoryBackend, MemoryLease};
+use crate::metrics::Metrics;
 
 const T: Timings = Timings {
     lease_duration: Duration::from_secs(6),
@@ -84,7 +86,6 @@ fn candidate(store: &MemoryLease, id: &str) -> Candidate {
 
 fn candidate_with(store: &MemoryLease, id: &str, release_on_cancel: bool) -> Candidate {
     let backend = store.client();
-    let metrics = Arc::new(Metrics::new("test", "default"));
     let config = ElectionConfig {
         lease: "test".into(),
         namespace: "default".into(),
@@ -92,10 +93,17 @@ fn candidate_with(store: &MemoryLease, id: &str, release_on_cancel: bool) -> Can
         timings: T,
         release_on_cancel,
     };
-    let mut elector = Elector::new(backend.clone(), config, metrics.clone());
-    let events = elector.events();
-    let status = elector.status();
-    let resigner = elector.resigner();
+    let crate::candidate::Candidate {
+        elector,
+        handles,
+        metrics,
+        ..
+    } = crate::candidate::candidate(backend.clone(), config);
+    let Handles {
+        events,
+        status,
+        resigner,
+    } = handles;
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(elector.run(shutdown.clone()));
     Candidate {

@@ -22,11 +22,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config::{OnChildExit, RunSettings};
 use crate::election::{LeaderEvent, Leadership, Resigner};
 use crate::metrics::Metrics;
 
 pub mod reaper;
+mod settings;
+
+pub use settings::{OnChildExit, RunSettings, StopSignal, parse_signal};
 
 /// Restart backoff never grows beyond this.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -61,21 +63,6 @@ pub struct ChildSpec {
     pub env: Vec<(String, String)>,
     /// Signal, grace period, exit policy and backoff.
     pub run: RunSettings,
-}
-
-/// Parses "SIGTERM", "TERM" or "term" into a signal number.
-pub fn parse_signal(name: &str) -> Option<i32> {
-    let upper = name.trim().to_ascii_uppercase();
-    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    Some(match bare {
-        "TERM" => libc::SIGTERM,
-        "INT" => libc::SIGINT,
-        "HUP" => libc::SIGHUP,
-        "QUIT" => libc::SIGQUIT,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        _ => return None,
-    })
 }
 
 /// How one child run ended.
@@ -178,20 +165,7 @@ pub async fn run_child(
     metrics: &Metrics,
     status: &watch::Sender<ChildStatus>,
 ) -> ChildEnd {
-    let Some((program, args)) = spec.command.split_first() else {
-        return ChildEnd::SpawnFailed(std::io::Error::other("empty command"));
-    };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .envs(spec.env.iter().cloned())
-        .env(
-            "LEASE_ELECTOR_FENCING_TOKEN",
-            leadership.fencing_token.to_string(),
-        )
-        .stdin(Stdio::null())
-        .process_group(0);
-    guard_against_parent_death(&mut cmd);
-    let mut child = match cmd.spawn() {
+    let mut child = match spawn(spec, leadership) {
         Ok(c) => c,
         Err(e) => return ChildEnd::SpawnFailed(e),
     };
@@ -222,7 +196,31 @@ pub async fn run_child(
     if let Some(pid) = pid {
         kill_group(pid, libc::SIGKILL);
     }
-    let st = match &end {
+    ended(pid, &end, metrics, status);
+    end
+}
+
+/// The child in its own process group, with the leadership's fencing token.
+fn spawn(spec: &ChildSpec, leadership: &Leadership) -> std::io::Result<Child> {
+    let Some((program, args)) = spec.command.split_first() else {
+        return Err(std::io::Error::other("empty command"));
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .envs(spec.env.iter().cloned())
+        .env(
+            "LEASE_ELECTOR_FENCING_TOKEN",
+            leadership.fencing_token.to_string(),
+        )
+        .stdin(Stdio::null())
+        .process_group(0);
+    guard_against_parent_death(&mut cmd);
+    cmd.spawn()
+}
+
+/// Reports how the child ended.
+fn ended(pid: Option<u32>, end: &ChildEnd, metrics: &Metrics, status: &watch::Sender<ChildStatus>) {
+    let st = match end {
         ChildEnd::Stopped(st) | ChildEnd::Exited(st, _) => Some(*st),
         ChildEnd::SpawnFailed(_) => None,
     };
@@ -236,12 +234,11 @@ pub async fn run_child(
         s.pid = None;
         s.last_exit = st.map(describe);
     });
-    end
 }
 
 /// Stop signal to the group, SIGKILL after the grace period.
 async fn stop(child: &mut Child, run: &RunSettings) -> ExitStatus {
-    let signal = parse_signal(&run.stop_signal).unwrap_or(libc::SIGTERM);
+    let signal = run.stop_signal.number();
     if let Some(pid) = child.id() {
         info!(pid, signal = %run.stop_signal, "leadership ended; stopping the child");
         kill_group(pid, signal);

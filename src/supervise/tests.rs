@@ -17,7 +17,7 @@ fn spec(script: &str, grace: Duration) -> ChildSpec {
         command: vec!["sh".into(), "-c".into(), script.into()],
         env: vec![("LEASE_ELECTOR_IDENTITY".into(), "me".into())],
         run: RunSettings {
-            stop_signal: "SIGTERM".into(),
+            stop_signal: StopSignal::TERM,
             grace_period: grace,
             on_child_exit: OnChildExit::Recompete,
             restart_backoff: Duration::from_millis(100),
@@ -201,14 +201,14 @@ async fn fencing_tokens_grow_across_acquisitions() {
         },
         release_on_cancel: true,
     };
-    let mut elector = Elector::new(store.client(), config, metrics.clone());
+    let (elector, handles) = Elector::new(store.client(), config, metrics.clone());
     let shutdown = CancellationToken::new();
     let sup = tokio::spawn(supervise(
-        elector.events(),
+        handles.events,
         spec(&script, Duration::from_secs(1)),
         metrics.clone(),
         watch::Sender::new(ChildStatus::default()),
-        elector.resigner(),
+        handles.resigner,
         shutdown.clone(),
     ));
     let run = tokio::spawn(elector.run(shutdown.clone()));
@@ -237,16 +237,16 @@ async fn with_on_child_exit_exit_the_childs_code_ends_the_election_and_the_lease
         renew_deadline: Duration::from_secs(3),
         retry_period: Duration::from_secs(1),
     });
-    let mut elector = Elector::new(store.client(), config, metrics.clone());
+    let (elector, handles) = Elector::new(store.client(), config, metrics.clone());
     let shutdown = CancellationToken::new();
     let mut s = spec("exit 7", Duration::from_secs(1));
     s.run.on_child_exit = OnChildExit::Exit;
     let sup = tokio::spawn(supervise(
-        elector.events(),
+        handles.events,
         s,
         metrics.clone(),
         watch::Sender::new(ChildStatus::default()),
-        elector.resigner(),
+        handles.resigner,
         shutdown.clone(),
     ));
     let run = tokio::spawn(elector.run(shutdown.clone()));

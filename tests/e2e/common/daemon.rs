@@ -15,13 +15,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_lease-elector");
 /// `/leader` as the daemon reports it.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct LeaderView {
-    pub identity: String,
-    pub lease: String,
     pub holder: Option<String>,
     pub is_leader: bool,
-    pub lease_transitions: i64,
     pub last_renew: Option<String>,
-    pub observed: bool,
     pub child: Option<ChildView>,
 }
 

@@ -27,11 +27,6 @@ pub struct FixtureInfo {
     pub server: String,
     pub admin_kubeconfig: PathBuf,
     pub restricted_kubeconfig: PathBuf,
-    pub namespace: String,
-    pub ca_file: PathBuf,
-    pub admin_token: String,
-    pub restricted_token: String,
-    pub pid: u32,
 }
 
 impl FixtureInfo {

@@ -9,8 +9,6 @@
 //! `E2E_REQUIRED=1` is set (CI), which turns a missing fixture into a failure.
 //! `E2E_KEEP=1` keeps every temporary directory (fixture data, daemon logs).
 
-#![allow(dead_code, unused_imports)]
-
 pub mod daemon;
 pub mod fixture;
 pub mod http;
@@ -22,8 +20,8 @@ pub mod scenario;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use daemon::{Daemon, DaemonSpec, LeaderView};
-pub use fixture::{Fixture, FixtureInfo, shared_fixture};
+pub use daemon::DaemonSpec;
+pub use fixture::{Fixture, shared_fixture};
 pub use proxy::Proxy;
 pub use sampler::{Sample, Sampler};
 pub use scenario::Scenario;
@@ -31,7 +29,6 @@ pub use scenario::Scenario;
 /// The seed's timings, as every daemon of these tests runs them.
 pub const LEASE_DURATION: Duration = Duration::from_secs(6);
 pub const RENEW_DEADLINE: Duration = Duration::from_secs(3);
-pub const RETRY_PERIOD: Duration = Duration::from_secs(1);
 
 /// Tolerance for comparing wall-clock stamps taken by different processes of
 /// this machine (microsecond MicroTimes, rounding, clock-rate noise).

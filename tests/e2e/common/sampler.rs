@@ -35,21 +35,14 @@ pub struct Sample {
     pub metric_is_leader: Option<f64>,
     /// `lease_elector_renew_failures_total` by reason.
     pub failures: BTreeMap<String, f64>,
-    /// `lease_elector_leadership_transitions_total` {acquired, lost}.
-    pub acquired: f64,
+    /// `lease_elector_leadership_transitions_total{direction="lost"}`.
     pub lost: f64,
     pub last_renew_ts: f64,
-    pub child_running: Option<f64>,
-    pub child_starts: Option<f64>,
 }
 
 impl Sample {
     pub fn holder(&self) -> Option<&str> {
         self.status.as_ref().and_then(|s| s.holder.as_deref())
-    }
-
-    pub fn failures_total(&self) -> f64 {
-        self.failures.values().sum()
     }
 }
 
@@ -246,12 +239,9 @@ fn poll(port: u16) -> Sample {
         is_leader: status.as_ref().is_some_and(|s| s.is_leader) || metric_is_leader == Some(1.0),
         metric_is_leader,
         failures,
-        acquired: transitions("acquired"),
         lost: transitions("lost"),
         last_renew_ts: http::metric(m, "lease_elector_last_renew_timestamp_seconds", &[])
             .unwrap_or(0.0),
-        child_running: http::metric(m, "lease_elector_child_running", &[]),
-        child_starts: http::metric(m, "lease_elector_child_starts_total", &[]),
         status,
     }
 }

@@ -1,7 +1,7 @@
 //! One test's world: a temporary directory, its daemons, the sampler watching
 //! them, and kubectl as admin.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -227,13 +227,6 @@ impl Scenario {
         )
     }
 
-    /// The index of the daemon with this identity (the latest one).
-    pub fn by_identity(&self, identity: &str) -> Option<usize> {
-        (0..self.daemons.len())
-            .rev()
-            .find(|&i| self.daemons[i].identity() == identity)
-    }
-
     /// Stops the sampler and checks the whole run for overlaps: at every
     /// sample, and between the leadership terms the daemons' logs show.
     pub fn finish(mut self) {
@@ -290,10 +283,6 @@ impl Scenario {
             }
         }
         (count, min_gap)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.dir
     }
 }
 

@@ -1,19 +1,16 @@
-//! End-to-end test of an API server restart (issue 3, section 2, scenario 5):
+//! An API server restart:
 //! stop the fixture (kube-apiserver and etcd), start it again on the same
 //! data directory, and check that the election recovers with a single leader
-//! and that no sample ever shows two leaders. It has a fixture of its own, so
-//! it lives in a test binary of its own.
-
-#[path = "e2e/common/mod.rs"]
-mod common;
+//! and that no sample ever shows two leaders. It stops its fixture, so it
+//! has one of its own.
 
 use std::time::{Duration, Instant};
 
-use common::kubectl::LeaseFields;
-use common::*;
+use crate::common::kubectl::LeaseFields;
+use crate::common::*;
 
 #[test]
-fn s5_api_server_restart() {
+fn after_an_api_server_restart_the_election_recovers_with_one_leader() {
     let Some(bin) = prerequisites() else { return };
     let dir = TestDir::new("restart-fixture");
     let mut fixture = Fixture::start(&bin, &dir.path().join("fx"))

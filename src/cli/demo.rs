@@ -6,19 +6,18 @@
 //! shows in three terminals: the leader stops and releases, the leader dies
 //! without releasing, the leader's connection is cut.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use lease_elector::backend::memory::{MemoryBackend, MemoryLease};
+use lease_elector::candidate::{self, Server};
+use lease_elector::config::{Loaded, Origin};
+use lease_elector::election::{ElectionConfig, LeaderEvent, Status, Timings};
+use lease_elector::http::{self, Readiness};
+use lease_elector::telemetry;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-use crate::backend::memory::{MemoryBackend, MemoryLease};
-use crate::config::{Loaded, Readiness};
-use crate::election::{ElectionConfig, Elector, LeaderEvent, Status, Timings};
-use crate::http::{self, HttpState};
-use crate::metrics::Metrics;
 
 /// Options of `lease-elector demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -43,9 +42,8 @@ struct Candidate {
     port: u16,
     backend: MemoryBackend,
     shutdown: CancellationToken,
-    http_stop: CancellationToken,
     task: JoinHandle<()>,
-    http: JoinHandle<()>,
+    http: Option<Server>,
     status: watch::Receiver<Status>,
 }
 
@@ -70,32 +68,22 @@ impl Demo {
             timings: SEED_TIMINGS,
             release_on_cancel: true,
         };
-        let metrics = Arc::new(Metrics::new(&config.lease, &config.namespace));
-        let mut elector = Elector::new(backend.clone(), config, metrics.clone());
-        let events = elector.events();
-        let status = elector.status();
-        let shutdown = CancellationToken::new();
         let listener = http::bind(([127, 0, 0, 1], port).into()).await?;
-        let http_stop = CancellationToken::new();
-        let http = tokio::spawn(http::serve(
-            listener,
-            HttpState {
-                metrics,
-                status: status.clone(),
-                child: None,
-                readiness: Readiness::Observed,
-                lease_duration: SEED_TIMINGS.lease_duration,
-            },
-            http_stop.clone(),
+        let candidate = candidate::candidate(backend.clone(), config);
+        let http = Some(candidate.serve(listener, Readiness::Observed, None));
+        let status = candidate.handles.status.clone();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(narrate(
+            name.to_string(),
+            self.started,
+            candidate.handles.events,
         ));
-        tokio::spawn(narrate(name.to_string(), self.started, events));
-        let task = tokio::spawn(elector.run(shutdown.clone()));
+        let task = tokio::spawn(candidate.elector.run(shutdown.clone()));
         let c = Candidate {
             name: name.into(),
             port,
             backend,
             shutdown,
-            http_stop,
             task,
             http,
             status,
@@ -144,9 +132,31 @@ impl Demo {
     }
 
     async fn stop_http(&mut self, slot: usize) {
-        self.candidates[slot].http_stop.cancel();
-        let http = std::mem::replace(&mut self.candidates[slot].http, tokio::spawn(async {}));
-        let _ = http.await;
+        if let Some(server) = self.candidates[slot].http.take() {
+            server.stop().await;
+        }
+    }
+
+    /// Stops candidate `slot` as Ctrl-C would, and waits until it has released.
+    async fn stop(&mut self, slot: usize) {
+        self.candidates[slot].shutdown.cancel();
+        let task = std::mem::replace(&mut self.candidates[slot].task, tokio::spawn(async {}));
+        let _ = task.await;
+    }
+
+    /// Starts candidate `slot` again under its old name and port.
+    async fn restart(&mut self, slot: usize) -> anyhow::Result<()> {
+        let (name, port) = (
+            self.candidates[slot].name.clone(),
+            self.candidates[slot].port,
+        );
+        self.start(slot, &name, port).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(())
+    }
+
+    fn name(&self, slot: usize) -> &str {
+        &self.candidates[slot].name
     }
 }
 
@@ -166,18 +176,7 @@ async fn narrate(name: String, started: Instant, mut events: mpsc::UnboundedRece
 
 /// Runs the scripted demonstration.
 pub async fn run(args: DemoArgs, loaded: &Loaded) -> anyhow::Result<i32> {
-    // Keep the timeline readable: logs (and traces) only when asked for.
-    let mut telemetry = None;
-    let asked = matches!(
-        loaded.origin("log.level"),
-        crate::config::Origin::Flag(_) | crate::config::Origin::Env(_)
-    );
-    if asked || std::env::var_os("RUST_LOG").is_some() {
-        match crate::telemetry::init(&loaded.settings) {
-            Ok(t) => telemetry = Some(t),
-            Err(e) => eprintln!("lease-elector: logs and traces not set up: {e:#}"),
-        }
-    }
+    let telemetry = logs_if_asked(loaded);
     let t = SEED_TIMINGS;
     let mut demo = Demo {
         store: MemoryLease::new("demo", "default"),
@@ -198,94 +197,9 @@ pub async fn run(args: DemoArgs, loaded: &Loaded) -> anyhow::Result<i32> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     demo.show_lease();
 
-    // 1. The leader stops and releases the Lease.
-    let old = demo.await_leader(None).await;
-    println!();
-    demo.say(&format!(
-        "== 1. {} is stopped (Ctrl-C): it releases the Lease",
-        demo.candidates[old].name
-    ));
-    let t0 = Instant::now();
-    demo.candidates[old].shutdown.cancel();
-    let task = std::mem::replace(&mut demo.candidates[old].task, tokio::spawn(async {}));
-    let _ = task.await;
-    let new = demo.await_leader(Some(old)).await;
-    demo.say(&format!(
-        "handover to {} took {:.0} ms (no lease_duration wait: the Lease was released)",
-        demo.candidates[new].name,
-        t0.elapsed().as_secs_f64() * 1000.0
-    ));
-    demo.show_lease();
-    demo.stop_http(old).await;
-    let (name, port) = (demo.candidates[old].name.clone(), demo.candidates[old].port);
-    demo.start(old, &name, port).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-
-    // 2. The leader dies without releasing.
-    let old = demo.await_leader(None).await;
-    println!();
-    demo.say(&format!(
-        "== 2. {} crashes (kill -9): no release, the others wait for the Lease to expire",
-        demo.candidates[old].name
-    ));
-    let t0 = Instant::now();
-    demo.candidates[old].task.abort();
-    demo.stop_http(old).await;
-    let new = demo.await_leader(Some(old)).await;
-    demo.say(&format!(
-        "takeover by {} after {:.2} s (lease_duration {:?}, counted from the last renew they saw)",
-        demo.candidates[new].name,
-        t0.elapsed().as_secs_f64(),
-        t.lease_duration
-    ));
-    demo.show_lease();
-    let (name, port) = (demo.candidates[old].name.clone(), demo.candidates[old].port);
-    demo.start(old, &name, port).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-
-    // 3. The leader's connection is cut.
-    let old = demo.await_leader(None).await;
-    println!();
-    demo.say(&format!(
-        "== 3. {}'s connection to the API server is cut",
-        demo.candidates[old].name
-    ));
-    let last_renew = demo.candidates[old].status.borrow().last_renew_at;
-    demo.candidates[old].backend.set_connected(false);
-    while demo.candidates[old].status.borrow().is_leader {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    if let Some(last) = last_renew {
-        demo.say(&format!(
-            "{} gave up {:.2} s after its last successful renew (renew_deadline {:?})",
-            demo.candidates[old].name,
-            last.elapsed().as_secs_f64(),
-            t.renew_deadline
-        ));
-    }
-    let new = demo.await_leader(Some(old)).await;
-    demo.say(&format!(
-        "takeover by {} {:.2} s after the cut leader's last renew (lease_duration {:?})",
-        demo.candidates[new].name,
-        last_renew.map_or(0.0, |l| l.elapsed().as_secs_f64()),
-        t.lease_duration
-    ));
-    demo.show_lease();
-    demo.candidates[old].backend.set_connected(true);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    demo.say(&format!(
-        "{}'s connection is back: it follows {} (is_leader = {})",
-        demo.candidates[old].name,
-        demo.candidates[new].name,
-        demo.candidates[old].status.borrow().is_leader as u8
-    ));
-    let two = demo
-        .candidates
-        .iter()
-        .filter(|c| c.status.borrow().is_leader)
-        .count();
-    demo.say(&format!("leaders now: {two}"));
-    println!();
+    release(&mut demo).await?;
+    crash(&mut demo).await?;
+    cut(&mut demo).await;
 
     if args.forever {
         demo.say("running until Ctrl-C (metrics stay up)");
@@ -296,10 +210,116 @@ pub async fn run(args: DemoArgs, loaded: &Loaded) -> anyhow::Result<i32> {
     for c in demo.candidates.drain(..) {
         c.shutdown.cancel();
         let _ = c.task.await;
-        c.http_stop.cancel();
-        let _ = c.http.await;
+        if let Some(server) = c.http {
+            server.stop().await;
+        }
     }
     drop(telemetry); // flushes exported spans
     println!("demo finished");
     Ok(0)
+}
+
+/// Keeps the timeline readable: logs (and traces) only when asked for.
+fn logs_if_asked(loaded: &Loaded) -> Option<telemetry::Telemetry> {
+    let asked = matches!(loaded.origin("log.level"), Origin::Flag(_) | Origin::Env(_));
+    if !asked && std::env::var_os("RUST_LOG").is_none() {
+        return None;
+    }
+    match telemetry::init(&loaded.settings.log, &loaded.settings.otel) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("lease-elector: logs and traces not set up: {e:#}");
+            None
+        }
+    }
+}
+
+/// 1. The leader stops and releases the Lease.
+async fn release(demo: &mut Demo) -> anyhow::Result<()> {
+    let old = demo.await_leader(None).await;
+    println!();
+    demo.say(&format!(
+        "== 1. {} is stopped (Ctrl-C): it releases the Lease",
+        demo.name(old)
+    ));
+    let t0 = Instant::now();
+    demo.stop(old).await;
+    let new = demo.await_leader(Some(old)).await;
+    demo.say(&format!(
+        "handover to {} took {:.0} ms (no lease_duration wait: the Lease was released)",
+        demo.name(new),
+        t0.elapsed().as_secs_f64() * 1000.0
+    ));
+    demo.show_lease();
+    demo.stop_http(old).await;
+    demo.restart(old).await
+}
+
+/// 2. The leader dies without releasing.
+async fn crash(demo: &mut Demo) -> anyhow::Result<()> {
+    let old = demo.await_leader(None).await;
+    println!();
+    demo.say(&format!(
+        "== 2. {} crashes (kill -9): no release, the others wait for the Lease to expire",
+        demo.name(old)
+    ));
+    let t0 = Instant::now();
+    demo.candidates[old].task.abort();
+    demo.stop_http(old).await;
+    let new = demo.await_leader(Some(old)).await;
+    demo.say(&format!(
+        "takeover by {} after {:.2} s (lease_duration {:?}, counted from the last renew they saw)",
+        demo.name(new),
+        t0.elapsed().as_secs_f64(),
+        SEED_TIMINGS.lease_duration
+    ));
+    demo.show_lease();
+    demo.restart(old).await
+}
+
+/// 3. The leader's connection is cut.
+async fn cut(demo: &mut Demo) {
+    let t = SEED_TIMINGS;
+    let old = demo.await_leader(None).await;
+    println!();
+    demo.say(&format!(
+        "== 3. {}'s connection to the API server is cut",
+        demo.name(old)
+    ));
+    let last_renew = demo.candidates[old].status.borrow().last_renew_at;
+    demo.candidates[old].backend.set_connected(false);
+    while demo.candidates[old].status.borrow().is_leader {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if let Some(last) = last_renew {
+        demo.say(&format!(
+            "{} gave up {:.2} s after its last successful renew (renew_deadline {:?})",
+            demo.name(old),
+            last.elapsed().as_secs_f64(),
+            t.renew_deadline
+        ));
+    }
+    let new = demo.await_leader(Some(old)).await;
+    demo.say(&format!(
+        "takeover by {} {:.2} s after the cut leader's last renew (lease_duration {:?})",
+        demo.name(new),
+        last_renew.map_or(0.0, |l| l.elapsed().as_secs_f64()),
+        t.lease_duration
+    ));
+    demo.show_lease();
+    demo.candidates[old].backend.set_connected(true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    demo.say(&format!(
+        "{}'s connection is back: it follows {} (is_leader = {})",
+        demo.name(old),
+        demo.name(new),
+        demo.candidates[old].status.borrow().is_leader as u8
+    ));
+    let two = demo
+        .candidates
+        .iter()
+        .filter(|c| c.status.borrow().is_leader)
+        .count();
+    demo.say(&format!("leaders now: {two}"));
+    println!();
 }

@@ -3,12 +3,9 @@
 //! There is no kubelet on the fixture, so the Pods stay Pending; their
 //! objects are all the label needs.
 
-#[path = "e2e/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const LABEL: &str = "lease-elector.io/leader";

@@ -5,15 +5,12 @@
 //! same time, the cut leader's child is gone before lease_duration after its
 //! last successful renew, and every new child gets a larger fencing token.
 
-#[path = "e2e/common/mod.rs"]
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::kubectl::LeaseFields;
-use common::*;
+use crate::common::kubectl::LeaseFields;
+use crate::common::*;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 

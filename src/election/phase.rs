@@ -1,0 +1,302 @@
+//! The loop: one explicit phase at a time, each carrying its data, each run
+//! by one function that returns the next phase.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::api::Leadership;
+use super::report::Verb;
+use super::requests::{Acquisition, Core, Renewal};
+use super::settings::jittered;
+use crate::backend::{Change, ElectionEvent, LeaseBackend};
+
+/// What wakes a candidate besides its timers.
+pub(super) struct Inbox {
+    changes: mpsc::UnboundedReceiver<Change>,
+    resign: mpsc::UnboundedReceiver<Duration>,
+}
+
+/// Where the election stands.
+enum Phase {
+    /// Competing: waiting until the Lease may be taken, then taking it. No
+    /// attempt before `sit_out_until` (set after a resignation).
+    Following { sit_out_until: Option<Instant> },
+    /// Holding the Lease and renewing it.
+    Leading(Term),
+    /// Leadership ended; once the leader's work has stopped, the Lease is
+    /// handed over as `handover` says, then the election goes on as `next`.
+    SteppingDown {
+        work: WorkDone,
+        handover: Handover,
+        next: AfterStepDown,
+    },
+    /// Shut down.
+    Stopped,
+}
+
+/// One term as leader.
+struct Term {
+    /// Cancelled the moment this candidate stops acting as leader.
+    token: CancellationToken,
+    work: WorkDone,
+    /// When the last successful acquire or renew was sent.
+    last_ok: Instant,
+}
+
+/// Resolves once every [`Leadership`] of a term has been dropped.
+struct WorkDone(mpsc::Receiver<()>);
+
+impl WorkDone {
+    async fn stopped(mut self) {
+        let _ = self.0.recv().await;
+    }
+}
+
+/// What a stepping-down leader does with the Lease.
+enum Handover {
+    /// Write an empty holder so another candidate takes over at once.
+    Release,
+    /// Leave it to expire (release_on_cancel = false).
+    LeaveToExpire,
+}
+
+/// What comes after stepping down.
+enum AfterStepDown {
+    /// Compete again, but give the others this long for the first go.
+    SitOut(Duration),
+    /// Shut down.
+    Stop,
+}
+
+/// Why a term ended.
+enum TermEnd {
+    Shutdown,
+    DeadlineMissed,
+    Resigned(Duration),
+    Taken(String),
+}
+
+impl<B: LeaseBackend> Core<B> {
+    pub async fn run(
+        mut self,
+        resign: mpsc::UnboundedReceiver<Duration>,
+        shutdown: CancellationToken,
+    ) {
+        let mut inbox = Inbox {
+            changes: self.backend.watch(),
+            resign,
+        };
+        let mut phase = Phase::Following {
+            sit_out_until: None,
+        };
+        loop {
+            phase = match phase {
+                Phase::Following { sit_out_until } => {
+                    self.follow(sit_out_until, &mut inbox, &shutdown).await
+                }
+                Phase::Leading(term) => self.lead(term, &mut inbox, &shutdown).await,
+                Phase::SteppingDown {
+                    work,
+                    handover,
+                    next,
+                } => self.step_down(work, handover, next).await,
+                Phase::Stopped => return,
+            };
+        }
+    }
+
+    /// Waits until this candidate holds the Lease, or shutdown.
+    async fn follow(
+        &mut self,
+        sit_out_until: Option<Instant>,
+        inbox: &mut Inbox,
+        shutdown: &CancellationToken,
+    ) -> Phase {
+        let retry = self.config.timings.retry_period;
+        // After a failed request: do not hammer the server.
+        let mut backoff_until: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            let pause = [sit_out_until, backoff_until]
+                .into_iter()
+                .flatten()
+                .filter(|t| *t > now)
+                .max();
+            let wake_at = match pause {
+                Some(t) => t,
+                None => match self.try_acquire().await {
+                    Ok(Acquisition::Acquired) => return Phase::Leading(self.start_term()),
+                    Ok(Acquisition::HeldUntil(expiry)) => expiry,
+                    Err(e) => {
+                        self.report.failure("acquire", &e);
+                        let t = Instant::now() + jittered(retry);
+                        backoff_until = Some(t);
+                        t
+                    }
+                },
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return Phase::Stopped,
+                _ = sleep_until(wake_at) => {}
+                Some(_) = inbox.resign.recv() => {}
+                Some(change) = inbox.changes.recv() => {
+                    if let Heard::LeaseState = self.apply(change) {
+                        // News from the server means it is reachable again.
+                        backoff_until = None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_term(&mut self) -> Term {
+        let token = CancellationToken::new();
+        let (work_tx, work_rx) = mpsc::channel(1);
+        self.report.became_leader(Leadership {
+            token: token.clone(),
+            fencing_token: self.known.transitions(),
+            _work: work_tx,
+        });
+        Term {
+            token,
+            work: WorkDone(work_rx),
+            last_ok: self.report.last_renew_at().unwrap_or_else(Instant::now),
+        }
+    }
+
+    /// Renews every retry_period until the term ends.
+    async fn lead(
+        &mut self,
+        mut term: Term,
+        inbox: &mut Inbox,
+        shutdown: &CancellationToken,
+    ) -> Phase {
+        let t = self.config.timings;
+        let mut next_renew = term.last_ok + t.retry_period;
+        loop {
+            let deadline = term.last_ok + t.renew_deadline;
+            let end = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => Some(TermEnd::Shutdown),
+                _ = sleep_until(deadline) => Some(TermEnd::DeadlineMissed),
+                Some(sit_out) = inbox.resign.recv() => Some(TermEnd::Resigned(sit_out)),
+                Some(change) = inbox.changes.recv() => {
+                    self.apply(change);
+                    if self.known.holder() != self.config.identity {
+                        // Possibly stale news; a renew settles it either way.
+                        next_renew = Instant::now();
+                    }
+                    None
+                }
+                _ = sleep_until(next_renew) => {
+                    let renewal = tokio::select! {
+                        r = self.renew() => r,
+                        _ = sleep_until(deadline) => Renewal::Failed,
+                    };
+                    next_renew = Instant::now() + t.retry_period;
+                    match renewal {
+                        Renewal::Renewed { sent } => { term.last_ok = sent; None }
+                        Renewal::Failed => None,
+                        Renewal::Taken { holder } => Some(TermEnd::Taken(holder)),
+                    }
+                }
+            };
+            if let Some(end) = end {
+                return self.end_term(term, end);
+            }
+        }
+    }
+
+    /// Stops acting as leader at once; what happens to the Lease follows.
+    fn end_term(&mut self, term: Term, end: TermEnd) -> Phase {
+        term.token.cancel();
+        let stepping_down = |handover, next| Phase::SteppingDown {
+            work: term.work,
+            handover,
+            next,
+        };
+        match end {
+            TermEnd::Shutdown => {
+                self.report.stopped_leading("shutting down");
+                let handover = if self.config.release_on_cancel {
+                    Handover::Release
+                } else {
+                    Handover::LeaveToExpire
+                };
+                stepping_down(handover, AfterStepDown::Stop)
+            }
+            TermEnd::Resigned(sit_out) => {
+                self.report.stopped_leading("resigned");
+                stepping_down(Handover::Release, AfterStepDown::SitOut(sit_out))
+            }
+            TermEnd::DeadlineMissed => self.lost("no successful renew within renew_deadline"),
+            TermEnd::Taken(holder) => self.lost(&format!("the Lease is now held by {holder:?}")),
+        }
+    }
+
+    /// The Lease is lost: nothing to hand over, back to following.
+    fn lost(&mut self, why: &str) -> Phase {
+        self.report.stopped_leading(why);
+        self.report.kube_event(ElectionEvent::StoppedLeading);
+        Phase::Following {
+            sit_out_until: None,
+        }
+    }
+
+    /// Waits for the leader's work to stop, then hands the Lease over.
+    async fn step_down(
+        &mut self,
+        work: WorkDone,
+        handover: Handover,
+        next: AfterStepDown,
+    ) -> Phase {
+        work.stopped().await;
+        if let Handover::Release = handover {
+            self.release().await;
+        }
+        // Awaited, since the process may exit right after a shutdown.
+        let _ = self.report.kube_event(ElectionEvent::StoppedLeading).await;
+        match next {
+            AfterStepDown::SitOut(sit_out) => Phase::Following {
+                sit_out_until: Some(Instant::now() + sit_out),
+            },
+            AfterStepDown::Stop => Phase::Stopped,
+        }
+    }
+
+    /// Applies news from the watch.
+    fn apply(&mut self, change: Change) -> Heard {
+        match change {
+            Change::WatchStarted => {
+                self.report.request(Verb::Watch);
+                Heard::WatchStarted
+            }
+            Change::Applied(lease) => {
+                let version = lease.metadata.resource_version.as_deref();
+                tracing::debug!(?version, "watch: Lease applied");
+                if !self.known.is_stale(version) {
+                    self.observe(Some(*lease));
+                }
+                Heard::LeaseState
+            }
+            Change::Deleted(version) => {
+                tracing::debug!(?version, "watch: Lease absent");
+                if !self.known.is_stale(version.as_deref()) {
+                    self.observe(None);
+                }
+                Heard::LeaseState
+            }
+        }
+    }
+}
+
+/// What a piece of watch news carried.
+enum Heard {
+    /// Only that the watch (re)started.
+    WatchStarted,
+    /// A state of the Lease (possibly stale, then ignored).
+    LeaseState,
+}
