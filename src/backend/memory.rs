@@ -76,6 +76,7 @@ impl MemoryLease {
             connected: Arc::new(AtomicBool::new(true)),
             requests: Arc::default(),
             failure: Arc::default(),
+            latency: Arc::default(),
         }
     }
 
@@ -144,6 +145,7 @@ pub struct MemoryBackend {
     connected: Arc<AtomicBool>,
     requests: Arc<AtomicU64>,
     failure: Arc<Mutex<Option<BackendError>>>,
+    latency: Arc<Mutex<std::time::Duration>>,
 }
 
 impl MemoryBackend {
@@ -174,6 +176,20 @@ impl MemoryBackend {
         *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = error;
     }
 
+    /// Makes every get/create/replace take `latency` before it is carried
+    /// out (a slow network or API server), so a test can act while a request
+    /// is in flight.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        *self.latency.lock().unwrap_or_else(|e| e.into_inner()) = latency;
+    }
+
+    async fn in_flight(&self) {
+        let latency = *self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
+
     /// How many get/create/replace requests this handle has sent.
     pub fn request_count(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
@@ -202,11 +218,13 @@ impl MemoryBackend {
 impl LeaseBackend for MemoryBackend {
     async fn get(&self) -> Result<Option<Lease>, BackendError> {
         self.check()?;
+        self.in_flight().await;
         Ok(self.lease.snapshot())
     }
 
     async fn create(&self, lease: &Lease) -> Result<Lease, BackendError> {
         self.check()?;
+        self.in_flight().await;
         let mut store = self.lease.lock();
         if store.lease.is_some() {
             return Err(BackendError::AlreadyExists);
@@ -219,6 +237,7 @@ impl LeaseBackend for MemoryBackend {
 
     async fn replace(&self, lease: &Lease) -> Result<Lease, BackendError> {
         self.check()?;
+        self.in_flight().await;
         let mut store = self.lease.lock();
         let Some(current) = store.lease.clone() else {
             return Err(BackendError::NotFound);

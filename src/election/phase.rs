@@ -22,8 +22,12 @@ pub(super) struct Inbox {
 /// Where the election stands.
 enum Phase {
     /// Competing: waiting until the Lease may be taken, then taking it. No
-    /// attempt before `sit_out_until` (set after a resignation).
-    Following { sit_out_until: Option<Instant> },
+    /// attempt before `sit_out_until` (set after a resignation). The work of
+    /// terms lost without a handover may still be `winding_down`.
+    Following {
+        sit_out_until: Option<Instant>,
+        winding_down: WorkDone,
+    },
     /// Holding the Lease and renewing it.
     Leading(Term),
     /// Leadership ended; once the leader's work has stopped, the Lease is
@@ -46,12 +50,32 @@ struct Term {
     last_ok: Instant,
 }
 
-/// Resolves once every [`Leadership`] of a term has been dropped.
-struct WorkDone(mpsc::Receiver<()>);
+/// Resolves once every [`Leadership`] of one or more terms has been dropped.
+///
+/// A term lost at the deadline hands its work on to the next phase: if the
+/// record still names us, a new term can start at once while the old term's
+/// work still winds down, and a release must wait for both.
+struct WorkDone(Vec<mpsc::Receiver<()>>);
 
 impl WorkDone {
-    async fn stopped(mut self) {
-        let _ = self.0.recv().await;
+    /// No work outstanding.
+    fn none() -> Self {
+        WorkDone(Vec::new())
+    }
+
+    /// Also waits for `earlier`; forgets work that has stopped already.
+    fn and(mut self, earlier: WorkDone) -> Self {
+        self.0.extend(earlier.0);
+        self.0.retain_mut(|rx| {
+            !matches!(rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected))
+        });
+        self
+    }
+
+    async fn stopped(self) {
+        for mut rx in self.0 {
+            let _ = rx.recv().await;
+        }
     }
 }
 
@@ -91,11 +115,16 @@ impl<B: LeaseBackend> Core<B> {
         };
         let mut phase = Phase::Following {
             sit_out_until: None,
+            winding_down: WorkDone::none(),
         };
         loop {
             phase = match phase {
-                Phase::Following { sit_out_until } => {
-                    self.follow(sit_out_until, &mut inbox, &shutdown).await
+                Phase::Following {
+                    sit_out_until,
+                    winding_down,
+                } => {
+                    self.follow(sit_out_until, winding_down, &mut inbox, &shutdown)
+                        .await
                 }
                 Phase::Leading(term) => self.lead(term, &mut inbox, &shutdown).await,
                 Phase::SteppingDown {
@@ -112,6 +141,7 @@ impl<B: LeaseBackend> Core<B> {
     async fn follow(
         &mut self,
         sit_out_until: Option<Instant>,
+        winding_down: WorkDone,
         inbox: &mut Inbox,
         shutdown: &CancellationToken,
     ) -> Phase {
@@ -128,7 +158,13 @@ impl<B: LeaseBackend> Core<B> {
             let wake_at = match pause {
                 Some(t) => t,
                 None => match self.try_acquire().await {
-                    Ok(Acquisition::Acquired) => return Phase::Leading(self.start_term()),
+                    // The write landed after the shutdown came: never lead.
+                    Ok(Acquisition::Acquired) if shutdown.is_cancelled() => {
+                        return self.leave(winding_down).await;
+                    }
+                    Ok(Acquisition::Acquired) => {
+                        return Phase::Leading(self.start_term(winding_down));
+                    }
                     Ok(Acquisition::HeldUntil(expiry)) => expiry,
                     Err(e) => {
                         self.report.failure("acquire", &e);
@@ -139,7 +175,7 @@ impl<B: LeaseBackend> Core<B> {
                 },
             };
             tokio::select! {
-                _ = shutdown.cancelled() => return Phase::Stopped,
+                _ = shutdown.cancelled() => return self.leave(winding_down).await,
                 _ = sleep_until(wake_at) => {}
                 Some(_) = inbox.resign.recv() => {}
                 Some(change) = inbox.changes.recv() => {
@@ -152,7 +188,18 @@ impl<B: LeaseBackend> Core<B> {
         }
     }
 
-    fn start_term(&mut self) -> Term {
+    /// Shutdown while following. A record that still names us (a term lost
+    /// at the deadline, or an acquire that landed during the shutdown) is
+    /// released as client-go releases it, once all earlier work has stopped.
+    async fn leave(&mut self, winding_down: WorkDone) -> Phase {
+        if self.config.release_on_cancel && self.known.holder() == self.config.identity {
+            winding_down.stopped().await;
+            self.release().await;
+        }
+        Phase::Stopped
+    }
+
+    fn start_term(&mut self, winding_down: WorkDone) -> Term {
         let token = CancellationToken::new();
         let (work_tx, work_rx) = mpsc::channel(1);
         self.report.became_leader(Leadership {
@@ -162,7 +209,7 @@ impl<B: LeaseBackend> Core<B> {
         });
         Term {
             token,
-            work: WorkDone(work_rx),
+            work: WorkDone(vec![work_rx]).and(winding_down),
             last_ok: self.report.last_renew_at().unwrap_or_else(Instant::now),
         }
     }
@@ -213,8 +260,9 @@ impl<B: LeaseBackend> Core<B> {
     /// Stops acting as leader at once; what happens to the Lease follows.
     fn end_term(&mut self, term: Term, end: TermEnd) -> Phase {
         term.token.cancel();
-        let stepping_down = |handover, next| Phase::SteppingDown {
-            work: term.work,
+        let work = term.work;
+        let stepping_down = |work, handover, next| Phase::SteppingDown {
+            work,
             handover,
             next,
         };
@@ -226,23 +274,27 @@ impl<B: LeaseBackend> Core<B> {
                 } else {
                     Handover::LeaveToExpire
                 };
-                stepping_down(handover, AfterStepDown::Stop)
+                stepping_down(work, handover, AfterStepDown::Stop)
             }
             TermEnd::Resigned(sit_out) => {
                 self.report.stopped_leading("resigned");
-                stepping_down(Handover::Release, AfterStepDown::SitOut(sit_out))
+                stepping_down(work, Handover::Release, AfterStepDown::SitOut(sit_out))
             }
-            TermEnd::DeadlineMissed => self.lost("no successful renew within renew_deadline"),
-            TermEnd::Taken(holder) => self.lost(&format!("the Lease is now held by {holder:?}")),
+            TermEnd::DeadlineMissed => self.lost(work, "no successful renew within renew_deadline"),
+            TermEnd::Taken(holder) => {
+                self.lost(work, &format!("the Lease is now held by {holder:?}"))
+            }
         }
     }
 
-    /// The Lease is lost: nothing to hand over, back to following.
-    fn lost(&mut self, why: &str) -> Phase {
+    /// The Lease is lost: nothing to hand over, back to following, with the
+    /// term's work still winding down.
+    fn lost(&mut self, work: WorkDone, why: &str) -> Phase {
         self.report.stopped_leading(why);
         self.report.kube_event(ElectionEvent::StoppedLeading);
         Phase::Following {
             sit_out_until: None,
+            winding_down: work,
         }
     }
 
@@ -262,6 +314,7 @@ impl<B: LeaseBackend> Core<B> {
         match next {
             AfterStepDown::SitOut(sit_out) => Phase::Following {
                 sit_out_until: Some(Instant::now() + sit_out),
+                winding_down: WorkDone::none(),
             },
             AfterStepDown::Stop => Phase::Stopped,
         }

@@ -139,7 +139,10 @@ impl<B: LeaseBackend> Core<B> {
                     holder: holder.to_string(),
                 };
             }
-            let spec = record::renewed(&obs.spec.clone().unwrap_or_default());
+            let spec = record::renewed(
+                &obs.spec.clone().unwrap_or_default(),
+                self.config.timings.lease_duration,
+            );
             let sent = Instant::now();
             // Deleted while we held it, `write` recreates it, keeping the
             // record's transitions so the fencing token never goes back.
@@ -196,6 +199,8 @@ impl<B: LeaseBackend> Core<B> {
     }
 
     async fn release_attempts(&mut self) -> Result<Release, BackendError> {
+        let pause = self.config.timings.retry_period / 4;
+        let mut conflicts = 0u32;
         loop {
             let Some(obs) = self.known.latest() else {
                 return Ok(Release::Done);
@@ -212,14 +217,19 @@ impl<B: LeaseBackend> Core<B> {
                     self.observe(Some(lease));
                     return Ok(Release::Done);
                 }
-                // A renew may still have been in flight: re-read and retry.
+                // A renew may still have been in flight: re-read and retry
+                // at once; if conflicts go on (a 409 storm), with a pause.
                 Err(BackendError::Conflict(_)) => {
+                    if conflicts > 0 {
+                        tokio::time::sleep(pause).await;
+                    }
+                    conflicts += 1;
                     self.refresh().await?;
                 }
                 Err(BackendError::NotFound) => return Ok(Release::Done),
                 Err(e) => {
                     self.report.failure("release", &e);
-                    tokio::time::sleep(self.config.timings.retry_period / 4).await;
+                    tokio::time::sleep(pause).await;
                 }
             }
         }

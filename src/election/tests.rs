@@ -574,3 +574,80 @@ async fn never_two_leaders_through_cuts_crashes_and_releases() {
     }
     assert!(leaders_seen >= 10);
 }
+
+fn server_error() -> Option<BackendError> {
+    Some(BackendError::Server {
+        code: 500,
+        message: "test".into(),
+    })
+}
+
+/// Term 1 ends at the deadline while its work still winds down; the record
+/// still names us, so term 2 starts at once; its work stops; a shutdown must
+/// still wait for term 1's work before it releases.
+#[tokio::test(start_paused = true)]
+async fn a_release_waits_for_the_work_of_every_term_not_only_the_last() {
+    let store = MemoryLease::new("test", "default");
+    let mut a = candidate(&store, "a");
+    let first = a.next_started().await;
+    a.backend.fail_with(server_error());
+    first.token.cancelled().await;
+    a.backend.fail_with(None);
+    let second = a.next_started().await;
+    drop(second);
+    a.drain();
+    a.shutdown.cancel();
+    sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        holder_of(&store),
+        "a",
+        "term 1's work still runs: not released"
+    );
+    drop(first);
+    a.task.await.unwrap();
+    assert_eq!(holder_of(&store), "");
+}
+
+/// As client-go: a candidate that lost at the deadline but whose record still
+/// names it releases that record on shutdown.
+#[tokio::test(start_paused = true)]
+async fn after_losing_at_the_deadline_a_shutdown_still_releases_a_record_naming_us() {
+    let store = MemoryLease::new("test", "default");
+    let mut a = candidate(&store, "a");
+    drop(a.next_started().await);
+    a.backend.fail_with(server_error());
+    a.until(|s| !s.is_leader).await;
+    // Its next attempt is a retry_period away; the server recovers meanwhile.
+    sleep(Duration::from_millis(100)).await;
+    a.backend.fail_with(None);
+    a.drain();
+    a.shutdown.cancel();
+    a.task.await.unwrap();
+    assert_eq!(holder_of(&store), "");
+}
+
+/// The acquiring write is in flight when the shutdown comes: the write lands,
+/// but the candidate never starts leading (no StartedLeading, so no child),
+/// and the record it wrote is released.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_during_the_acquiring_write_never_starts_leading() {
+    let store = MemoryLease::new("test", "default");
+    let mut a = candidate(&store, "a");
+    a.backend.set_latency(Duration::from_secs(1));
+    sleep(Duration::from_millis(500)).await;
+    a.shutdown.cancel();
+    // A Leadership handed out (and left unread) would hold the shutdown up.
+    let ended = tokio::time::timeout(Duration::from_secs(30), &mut a.task).await;
+    assert!(
+        ended.is_ok(),
+        "the shutdown waits for a Leadership: it started leading"
+    );
+    assert!(!a.status.borrow().is_leader);
+    while let Ok(event) = a.events.try_recv() {
+        assert!(
+            !matches!(event, LeaderEvent::StartedLeading(_)),
+            "started leading after the shutdown"
+        );
+    }
+    assert_eq!(holder_of(&store), "", "the landed write was released");
+}
