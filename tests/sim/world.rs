@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use lease_elector::election::{ElectionConfig, Elector, LeaderEvent, Status, Timings};
-use lease_elector::metrics::Metrics;
+use lease_elector::election::{ElectionConfig, Elector, Handles, LeaderEvent, Status, Timings};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -188,10 +187,9 @@ fn spawn_candidate(server: &SimApiServer, ctx: Ctx) -> Candidate {
     let config = ElectionConfig::new("sim", "default", &identity)
         .with_timings(scaled_timings(s.timings, s.clock_rates[ctx.who]))
         .with_release_on_cancel(true);
-    let metrics = Arc::new(Metrics::new("sim", "default"));
-    let mut elector = Elector::new(server.client(ctx.who), config, metrics);
-    let events = elector.events();
-    let status = elector.status();
+    // No metrics: the unit reporter. The resigner is not used here.
+    let (elector, handles) = Elector::new(server.client(ctx.who), config, Arc::new(()));
+    let Handles { events, status, .. } = handles;
     let shutdown = CancellationToken::new();
     let gate = Gate::default();
     let incarnation = ctx.incarnation;
