@@ -455,11 +455,14 @@ def scenario_partition(obs):
     old = obs.wait_holder(lambda h: h != "", 30, "a holder")
     ip = API.get(f"/api/v1/namespaces/{NS}/pods/{old}")["status"]["podIP"]
     before = restart_counts(NS, SEL)
-    rules = [["-s", ip, "-d", SVC_IP, "-p", "tcp", "--dport", SVC_PORT, "-j", "DROP"],
-             ["-s", ip, "-d", "10.200.0.1", "-p", "tcp", "--dport", "6443", "-j", "DROP"]]
+    # both directions: the Pod's packets to the Service IP (and to the API server itself),
+    # and the API server's packets to the Pod (else a watch keeps streaming one-way)
+    rules = [["PREROUTING", "-s", ip, "-d", SVC_IP, "-p", "tcp", "--dport", SVC_PORT, "-j", "DROP"],
+             ["PREROUTING", "-s", ip, "-d", "10.200.0.1", "-p", "tcp", "--dport", "6443", "-j", "DROP"],
+             ["OUTPUT", "-d", ip, "-p", "tcp", "--sport", "6443", "-j", "DROP"]]
     t = now()
     for r in rules:
-        iptables("-t", "raw", "-I", "PREROUTING", *r)
+        iptables("-t", "raw", "-I", *r)
     try:
         stepped = None
         new = None
@@ -475,6 +478,12 @@ def scenario_partition(obs):
             if new is None and h not in (None, "", old):
                 new = (now() - t, h)
             time.sleep(0.05)
+        time.sleep(1)
+        try:
+            seen = pod_leader(ip).get("holder")
+        except Exception:
+            seen = "?"
+        check(new is None or seen != new[1], f"4: while cut off, {old} did not see the new holder (it sees {seen!r})")
         check(stepped is not None, f"4: the cut-off leader {old} stepped down")
         if stepped is not None:
             measure("4 partition", "cut -> leader steps down", stepped)
@@ -485,7 +494,7 @@ def scenario_partition(obs):
             check(new[0] >= LEASE_DURATION - RETRY - 1, f"4: the takeover waited for the Lease to expire ({new[0]:.1f} s)")
     finally:
         for r in rules:
-            iptables("-t", "raw", "-D", "PREROUTING", *r)
+            iptables("-t", "raw", "-D", *r)
     t_heal = now()
     follows = None
     end = now() + 60
