@@ -237,6 +237,7 @@ async fn daemon(loaded: &Loaded, child: Option<Vec<String>>) -> anyhow::Result<i
         ..ChildStatus::default()
     });
     let supervisor = child.map(|command| {
+        tokio::spawn(supervise::reaper::reap_orphans_if_pid1(shutdown.clone()));
         let spec = ChildSpec {
             command,
             env: vec![

@@ -482,6 +482,7 @@ impl<B: LeaseBackend> Elector<B> {
     }
 
     async fn renew_inner(&mut self) -> Result<Instant, Option<String>> {
+        let lease_duration = self.config.timings.lease_duration;
         for attempt in 0..2 {
             let obs = self
                 .observation
@@ -493,10 +494,13 @@ impl<B: LeaseBackend> Elector<B> {
             let spec = obs.spec.clone().unwrap_or_default();
             let sent = Instant::now();
             let result = match &obs.lease {
-                Some(current) => self.replace(current, record::renewed(&spec)).await,
+                Some(current) => {
+                    self.replace(current, record::renewed(&spec, lease_duration))
+                        .await
+                }
                 // Deleted while we held it: recreate, keeping the record's
                 // transitions so the fencing token never goes back.
-                None => self.create(record::renewed(&spec)).await,
+                None => self.create(record::renewed(&spec, lease_duration)).await,
             };
             self.metrics
                 .renew_duration

@@ -85,21 +85,36 @@ pub fn acquired(previous: Option<&LeaseSpec>, me: &str, lease_duration: Duration
         spec.lease_transitions = Some(transitions(previous));
         spec.acquire_time.get_or_insert_with(|| now.clone());
     } else {
-        spec.lease_transitions = Some(previous.map_or(0, |p| transitions(Some(p)) + 1));
+        // Saturating: at i32::MAX (reachable only by a hand edit) the token
+        // stops growing instead of wrapping negative, which the server refuses.
+        spec.lease_transitions =
+            Some(previous.map_or(0, |p| transitions(Some(p)).saturating_add(1)));
         spec.acquire_time = Some(now.clone());
     }
     spec.holder_identity = Some(me.to_string());
-    spec.lease_duration_seconds = Some(lease_duration.as_secs().max(1) as i32);
+    spec.lease_duration_seconds = Some(whole_seconds(lease_duration));
     spec.renew_time = Some(now);
+    // Fields of coordinated leader election: an uncoordinated candidate
+    // clears them, as client-go's LeaseLock does.
+    spec.strategy = None;
+    spec.preferred_holder = None;
     spec
 }
 
-/// The record of a renew: only renewTime moves.
-pub fn renewed(previous: &LeaseSpec) -> LeaseSpec {
+/// The record of a renew: renewTime moves, and the duration is ours again.
+/// Writing our own duration on every write (as client-go does) undoes a hand
+/// edit: a shorter one would let followers take over while we still lead.
+pub fn renewed(previous: &LeaseSpec, lease_duration: Duration) -> LeaseSpec {
     LeaseSpec {
         renew_time: Some(micro_now()),
+        lease_duration_seconds: Some(whole_seconds(lease_duration)),
         ..previous.clone()
     }
+}
+
+/// leaseDurationSeconds for `d`: whole seconds, at least 1.
+fn whole_seconds(d: Duration) -> i32 {
+    d.as_secs().clamp(1, i32::MAX as u64) as i32
 }
 
 /// The record of a release on shutdown, as client-go writes it: no holder and
@@ -179,6 +194,31 @@ mod tests {
         let json = serde_json::to_string(&micro_now()).unwrap();
         let frac = json.trim_matches('"').split('.').nth(1).unwrap();
         assert_eq!(frac.len(), 7, "{json}"); // six digits and the Z
+    }
+
+    #[test]
+    fn a_renew_writes_our_own_lease_duration_over_a_hand_edit() {
+        let mut edited = spec("a", 2);
+        edited.lease_duration_seconds = Some(2);
+        let s = renewed(&edited, Duration::from_secs(6));
+        assert_eq!(s.lease_duration_seconds, Some(6));
+        assert_eq!(s.lease_transitions, Some(2));
+    }
+
+    #[test]
+    fn taking_over_at_the_largest_transition_count_does_not_overflow() {
+        let s = acquired(Some(&spec("a", i32::MAX)), "b", Duration::from_secs(6));
+        assert_eq!(s.lease_transitions, Some(i32::MAX));
+    }
+
+    #[test]
+    fn acquiring_clears_a_coordinated_electors_strategy_and_preferred_holder() {
+        let mut prev = spec("a", 1);
+        prev.strategy = Some("OldestEmulationVersion".into());
+        prev.preferred_holder = Some("c".into());
+        let s = acquired(Some(&prev), "b", Duration::from_secs(6));
+        assert_eq!(s.strategy, None);
+        assert_eq!(s.preferred_holder, None);
     }
 
     #[test]

@@ -26,6 +26,8 @@ use crate::config::{OnChildExit, RunSettings};
 use crate::election::{LeaderEvent, Leadership, Resigner};
 use crate::metrics::Metrics;
 
+pub mod reaper;
+
 /// Restart backoff never grows beyond this.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -138,7 +140,8 @@ pub async fn supervise(
             ChildEnd::Stopped(_) => continue,
             ChildEnd::Exited(st, ran_for) => (exit_code(st), ran_for),
             ChildEnd::SpawnFailed(e) => {
-                error!(command = ?spec.command, error = %e, "cannot start the child");
+                let hint = spawn_failure_hint(&spec.command, &e);
+                error!(command = ?spec.command, error = %e, "cannot start the child: {hint}");
                 (127, Duration::ZERO)
             }
         };
@@ -187,20 +190,7 @@ pub async fn run_child(
         )
         .stdin(Stdio::null())
         .process_group(0);
-    // SAFETY: prctl and getppid are async-signal-safe; nothing else runs
-    // between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died before prctl took effect.
-            if libc::getppid() == 1 {
-                return Err(std::io::Error::other("parent exited"));
-            }
-            Ok(())
-        });
-    }
+    guard_against_parent_death(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return ChildEnd::SpawnFailed(e),
@@ -268,6 +258,50 @@ async fn stop(child: &mut Child, run: &RunSettings) -> ExitStatus {
                 .await
                 .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL))
         }
+    }
+}
+
+/// Asks the kernel to SIGKILL the child when this process dies, so the
+/// workload cannot outlive a lease-elector that is killed outright.
+///
+/// The parent may die between fork and the `prctl`, so the child checks that
+/// its parent is still the process that forked it. It compares against our own
+/// pid recorded before the fork, not against 1: as PID 1 of a container our
+/// child's parent *is* pid 1, and "parent is 1" does not mean "orphaned".
+/// (PDEATHSIG follows the forking *thread*; tokio spawns from a worker thread,
+/// which lives as long as the runtime.)
+fn guard_against_parent_death(cmd: &mut Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe; nothing else runs
+    // between fork and exec, and the closure only copies `parent`.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                // Only a raw OS error survives the trip back from the child.
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Words a user can act on for a child that could not be started.
+pub fn spawn_failure_hint(command: &[String], error: &std::io::Error) -> String {
+    let program = command.first().map(String::as_str).unwrap_or("");
+    match error.kind() {
+        _ if program.is_empty() => {
+            "the run command is empty: give it after `--`, or set workload.command".into()
+        }
+        std::io::ErrorKind::NotFound => format!(
+            "{program:?} was not found: the command must exist in the image (or on PATH) where lease-elector runs"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "{program:?} is not executable by this user: check its mode and that the file system allows exec"
+        ),
+        _ => format!("starting {program:?} failed: {error}"),
     }
 }
 

@@ -261,3 +261,88 @@ async fn with_on_child_exit_exit_the_childs_code_ends_the_election_and_the_lease
     assert_eq!(holder.as_deref(), Some(""), "released on the way out");
     assert_eq!(metrics.child_exits.with_label_values(&["failure"]).get(), 1);
 }
+
+/// Set in the copy of this test binary that runs as PID 1.
+const AS_PID1: &str = "LEASE_ELECTOR_TEST_AS_PID1";
+
+/// In a container lease-elector is PID 1, so its child's parent is pid 1:
+/// that must not be mistaken for "the parent died". The test runs itself
+/// again as PID 1 of a new PID namespace (`unshare`) and checks from there.
+#[test]
+fn as_pid_1_the_child_starts_and_orphans_it_leaves_are_reaped() {
+    if std::env::var_os(AS_PID1).is_some() {
+        return as_pid_1_inner();
+    }
+    let me = std::env::current_exe().unwrap();
+    let name = "supervise::tests::as_pid_1_the_child_starts_and_orphans_it_leaves_are_reaped";
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+        ])
+        .arg(&me)
+        .args(["--exact", name, "--test-threads=1", "--nocapture"])
+        .env(AS_PID1, "1")
+        .output()
+        .expect("unshare (util-linux) runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "as PID 1: {text}");
+    assert!(
+        text.contains("1 passed"),
+        "the copy did not run the test: {text}"
+    );
+}
+
+fn as_pid_1_inner() {
+    assert_eq!(std::process::id(), 1, "unshare made us PID 1");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("ppid");
+        // The subshell leaves `sleep` orphaned: it is reparented to us.
+        let script = format!("(sleep 30 &); echo $PPID > {}", out.display());
+        let (metrics, status) = harness();
+        let lead = Leadership::detached(CancellationToken::new(), 3);
+        let end = run_child(
+            &spec(&script, Duration::from_secs(1)),
+            &lead,
+            &metrics,
+            &status,
+        )
+        .await;
+        assert!(
+            matches!(end, ChildEnd::Exited(st, _) if st.success()),
+            "{end:?}"
+        );
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "1\n");
+        // run_child killed the child's group, so the orphan is now a zombie.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut reaped = 0;
+        while reaped == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the orphaned sleep was never reaped"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            reaped += reaper::reap_once();
+        }
+    });
+}
+
+#[test]
+fn a_child_that_cannot_start_is_explained_in_words_a_user_can_act_on() {
+    let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+    let hint = spawn_failure_hint(&["/app/worker".into()], &missing);
+    assert!(hint.contains("\"/app/worker\" was not found"), "{hint}");
+    assert!(hint.contains("must exist in the image"), "{hint}");
+    let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+    assert!(spawn_failure_hint(&["x".into()], &denied).contains("not executable"));
+    assert!(spawn_failure_hint(&[], &missing).contains("empty"));
+}

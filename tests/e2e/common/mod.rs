@@ -168,10 +168,10 @@ impl TestDir {
 
 impl Drop for TestDir {
     fn drop(&mut self) {
-        if let Some(tmp) = self.0.take() {
-            if std::thread::panicking() || keep_dirs() {
-                eprintln!("e2e: kept {}", tmp.keep().display());
-            }
+        if let Some(tmp) = self.0.take()
+            && (std::thread::panicking() || keep_dirs())
+        {
+            eprintln!("e2e: kept {}", tmp.keep().display());
         }
     }
 }

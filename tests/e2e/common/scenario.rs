@@ -323,11 +323,11 @@ impl Drop for Scenario {
         for d in &mut self.daemons {
             d.sigkill();
         }
-        if let Some(tmp) = self.tmp.take() {
-            if failed || keep_dirs() {
-                let p = tmp.keep();
-                eprintln!("e2e {}: kept {}", self.name, p.display());
-            }
+        if let Some(tmp) = self.tmp.take()
+            && (failed || keep_dirs())
+        {
+            let p = tmp.keep();
+            eprintln!("e2e {}: kept {}", self.name, p.display());
         }
     }
 }
