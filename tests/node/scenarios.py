@@ -253,6 +253,14 @@ def wait_pods_ready(ns, selector, n, timeout, exclude=()):
     raise TimeoutError(f"{n} ready Pods in {ns} ({selector})")
 
 
+def pod_ready_seconds(p):
+    from datetime import datetime
+    def ts(x):
+        return datetime.strptime(x, "%Y-%m-%dT%H:%M:%SZ").timestamp()
+    cond = [c for c in p["status"]["conditions"] if c["type"] == "Ready"][0]
+    return ts(cond["lastTransitionTime"]) - ts(p["metadata"]["creationTimestamp"])
+
+
 def helm(*args, timeout=300):
     return sh("helm", *args, timeout=timeout)
 
@@ -299,6 +307,7 @@ def scenario_install(obs_holder):
     ready_s = now() - t
     measure("1 install", "helm install --wait, 3/3 Pods Ready", ready_s)
     check(len(ps) == 3 and all(ready(p) for p in ps), "1: 3 Pods Running and Ready (chart's readiness probe)")
+    measure("1 install", "Pod created -> Ready, slowest of 3 (1 s resolution)", max(pod_ready_seconds(p) for p in ps))
     names = {p["metadata"]["name"] for p in ps}
     spec = ps[0]["spec"]
     c = spec["containers"][0]
@@ -348,6 +357,8 @@ def scenario_delete_leader(obs):
         ip = [p["status"]["podIP"] for p in ps if p["metadata"]["name"] == repl[0]][0]
         st = pod_leader(ip)
         check(not st["is_leader"] and st.get("holder") == new, f"2: the replacement {repl[0]} follows {new}")
+        measure("2 delete leader", "replacement Pod created -> Ready (1 s resolution)",
+                pod_ready_seconds([p for p in ps if p["metadata"]["name"] == repl[0]][0]))
     no_two_leaders(obs, "2")
 
 
@@ -745,11 +756,11 @@ def main():
     step("6 run mode", scenario_run_mode)
 
     print("\nmeasured times")
-    print(f"| {'scenario':<16} | {'what':<52} | {'value':>9} |")
-    print(f"|{'-' * 18}|{'-' * 54}|{'-' * 11}|")
+    print(f"| {'scenario':<18} | {'what':<52} | {'value':>9} |")
+    print(f"|{'-' * 20}|{'-' * 54}|{'-' * 11}|")
     for sc, what, v in measures:
         vs = "n/a" if v is None else (f"{v:.0f}" if what == "leadership changes" else f"{v:.3f} s")
-        print(f"| {sc:<16} | {what:<52} | {vs:>9} |")
+        print(f"| {sc:<18} | {what:<52} | {vs:>9} |")
     print("\nstep times: " + ", ".join(f"{n} {s:.1f} s" for n, s in steps))
     with open(os.path.join(DIR, "results.json"), "w") as f:
         json.dump({"checks": results, "measures": measures, "steps": steps}, f, indent=1)
