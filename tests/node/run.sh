@@ -29,11 +29,12 @@ t_all=$SECONDS
 step() { # step NAME CMD...
   local name="$1" t0=$SECONDS
   shift
-  echo "=== node: $name"
+  # (to stderr: a caller may redirect the command's stdout)
+  echo "=== node: $name" >&2
   if "$@"; then
-    passed=$((passed + 1)); echo "=== node: $name: ok ($((SECONDS - t0)) s)"; return 0
+    passed=$((passed + 1)); echo "=== node: $name: ok ($((SECONDS - t0)) s)" >&2; return 0
   fi
-  failed=$((failed + 1)); echo "=== node: $name: FAILED ($((SECONDS - t0)) s)"; return 1
+  failed=$((failed + 1)); echo "=== node: $name: FAILED ($((SECONDS - t0)) s)" >&2; return 1
 }
 finish() {
   echo "=== node: total $((SECONDS - t_all)) s"
