@@ -5,15 +5,20 @@
 #   docker build -t lease-elector:dev .
 #   docker build --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" -t lease-elector:0.1.0 .
 #
-# Stage 1 compiles a release binary with the locked dependencies (rustls + ring, no
-# OpenSSL); stage 2 is distroless "cc" (glibc, libgcc; no shell, no package manager)
-# running as the numeric non-root user 65532. Checked by tests/dockerfile/check.sh.
+# Stage 1 compiles a statically linked release binary (glibc, +crt-static) with the
+# locked dependencies (rustls + ring, no OpenSSL); stage 2 is `scratch` holding only that
+# binary, the CA bundle, passwd/group entries for 65532 and /tmp: no shell, no package
+# manager, no shared libraries, running as the numeric non-root user 65532.
+# Checked by tests/dockerfile/check.sh; built and run in CI by tests/dockerfile/build-image.sh.
 
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS builder
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
+# A static binary (glibc's libc.a from libc6-dev) so that the runtime stage can be empty.
+# An explicit --target keeps the flag off build scripts and proc macros.
+ENV RUSTFLAGS="-C target-feature=+crt-static"
 
 # Dependency layer: compile only the dependencies, against stub sources, so that a
 # change under src/ does not rebuild them. Every target path named in Cargo.toml
@@ -21,18 +26,27 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 RUN { sed -n 's/^path *= *"\([^"]*\.rs\)"$/\1/p' Cargo.toml; echo src/main.rs; } \
     | while read -r stub; do mkdir -p "$(dirname "$stub")" && echo 'fn main() {}' > "$stub"; done \
-    && cargo build --locked --release \
-    && rm -rf src target/release/lease-elector target/release/lease-elector.d \
-       target/release/.fingerprint/lease-elector-* target/release/deps/lease_elector-* \
-       target/release/deps/liblease_elector-*
+    && cargo build --locked --release --target x86_64-unknown-linux-gnu \
+    && out=target/x86_64-unknown-linux-gnu/release \
+    && rm -rf src "$out/lease-elector" "$out/lease-elector.d" \
+       "$out"/.fingerprint/lease-elector-* "$out"/deps/lease_elector-* \
+       "$out"/deps/liblease_elector-*
 
 # The real build. --locked: fail instead of changing Cargo.lock.
+# The runtime root is assembled under rootfs/ (relative to WORKDIR).
 COPY . .
 RUN touch src/main.rs \
-    && cargo build --locked --release \
-    && ./target/release/lease-elector --help > /dev/null
+    && cargo build --locked --release --target x86_64-unknown-linux-gnu \
+    && bin=target/x86_64-unknown-linux-gnu/release/lease-elector \
+    && "$bin" --help > /dev/null \
+    && if ldd "$bin" 2>&1 | grep -q '=>'; then echo "not a static binary" >&2; exit 1; fi \
+    && mkdir -p rootfs/etc/ssl/certs rootfs/tmp \
+    && chmod 1777 rootfs/tmp \
+    && cp /etc/ssl/certs/ca-certificates.crt rootfs/etc/ssl/certs/ \
+    && echo 'nonroot:x:65532:65532:nonroot:/tmp:/sbin/nologin' > rootfs/etc/passwd \
+    && echo 'nonroot:x:65532:' > rootfs/etc/group
 
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM scratch
 
 ARG VERSION=0.1.0
 ARG REVISION=unknown
@@ -43,10 +57,10 @@ LABEL org.opencontainers.image.title="lease-elector" \
       org.opencontainers.image.documentation="https://github.com/lease-elector/lease-elector/blob/main/docs/helm.md" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot"
+      org.opencontainers.image.revision="${REVISION}"
 
-COPY --from=builder /src/target/release/lease-elector /usr/local/bin/lease-elector
+COPY --from=builder /src/rootfs/ /
+COPY --from=builder /src/target/x86_64-unknown-linux-gnu/release/lease-elector /usr/local/bin/lease-elector
 
 # numeric, so that Kubernetes' runAsNonRoot can verify it without /etc/passwd
 USER 65532:65532

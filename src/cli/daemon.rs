@@ -23,7 +23,8 @@ pub async fn run(loaded: &Loaded, child: Option<Vec<String>>) -> anyhow::Result<
     let client = kube_client(settings).await?;
     announce(settings);
 
-    let backend = KubeBackend::new(client.clone(), &settings.lease, &settings.namespace);
+    let backend = KubeBackend::new(client.clone(), &settings.lease, &settings.namespace)
+        .with_watch_backoff_limit(settings.retry_period);
     let candidate = candidate::candidate(backend, settings.election());
     let shutdown = CancellationToken::new();
     tokio::spawn(on_signals(shutdown.clone()));

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Checks the Dockerfile without a container engine (none is available here):
+# Checks the Dockerfile without running a container engine (fast; the real build with
+# buildah, and running the image, is tests/dockerfile/build-image.sh):
 #
 #   tests/dockerfile/check.sh
 #
 # 1. tests/dockerfile/dockerfile_check.py: the invariants (multi-stage, rust builder,
-#    `cargo build --locked --release`, distroless runtime, numeric USER 65532:65532,
+#    `cargo build --locked --release`, scratch runtime with a static binary (or
+#    distroless), numeric USER 65532:65532,
 #    exec-form ENTRYPOINT, EXPOSE 9890, OCI labels, .dockerignore) and an emulated
 #    run of the builder stage with a stand-in cargo.
 # 2. hadolint, the Dockerfile linter (it embeds ShellCheck for the RUN steps), from

@@ -4,7 +4,8 @@
   dockerfile_check.py [--no-emulate]
 
 1. Invariants: multi-stage; builder FROM rust:<version>; `cargo build --locked
-   --release`; runtime distroless (cc or static); numeric non-root USER
+   --release`; runtime `scratch` with a static binary (RUSTFLAGS +crt-static and an
+   explicit --target), or distroless (cc or static); numeric non-root USER
    65532:65532 last in the final stage; exec-form ENTRYPOINT of
    /usr/local/bin/lease-elector; EXPOSE 9890; OCI labels; the binary copied from
    the builder; rust-version of Cargo.toml <= the builder's Rust; no OpenSSL in
@@ -123,8 +124,18 @@ def static_checks(instrs, st):
     ok(m, f"builder stage FROM rust:<version>[-bookworm] AS <name> ({froms[:1]})")
     rust_version = args.get("RUST_VERSION") if m and m.group(1).startswith("$") else (m.group(1) if m else None)
     ok(rust_version and re.match(r"^1\.\d+(\.\d+)?$", rust_version), f"Rust version pinned ({rust_version})")
-    ok(re.match(r"gcr\.io/distroless/(cc|static)-debian1[2-9](:nonroot)?(@sha256:[a-f0-9]{64})?$",
-                final[0][1] if final else ""), f"runtime stage is distroless cc/static ({froms[-1:]})")
+    runtime = final[0][1] if final else ""
+    ok(runtime == "scratch" or re.match(r"gcr\.io/distroless/(cc|static)-debian1[2-9](:nonroot)?(@sha256:[a-f0-9]{64})?$",
+                                        runtime), f"runtime stage is scratch or distroless cc/static ({froms[-1:]})")
+    if runtime == "scratch":
+        envs = " ".join(ins[1] for ins in builder if ins[0] == "ENV")
+        ok("+crt-static" in envs, "scratch runtime: the builder links statically (RUSTFLAGS -C target-feature=+crt-static)")
+        ok(all("--target" in seg for r in [ins[1] for ins in builder if ins[0] == "RUN"]
+               for seg in re.findall(r"cargo build[^&;|]*", r)),
+           "scratch runtime: every cargo build names --target (keeps +crt-static off build scripts)")
+        copies_f = [ins[1] for ins in final if ins[0] == "COPY"]
+        ok(any(re.search(r"--from=\w+\s+\S+/\s+/$", c) for c in copies_f),
+           "scratch runtime: a root tree (CA bundle, passwd, /tmp) is copied from the builder")
 
     runs = [ins[1] for ins in builder if ins[0] == "RUN"]
     ok(any(re.search(r"cargo build\b[^&;|]*--locked", r) and re.search(r"cargo build\b[^&;|]*--release", r)
@@ -197,21 +208,28 @@ case " $* " in *" --locked "*) ;; *) echo "fake cargo: missing --locked" >&2; ex
 case " $* " in *" --release "*) ;; *) echo "fake cargo: missing --release" >&2; exit 1 ;; esac
 [ -f Cargo.toml ] && [ -f Cargo.lock ] || { echo "fake cargo: Cargo.toml/Cargo.lock missing" >&2; exit 1; }
 [ -f src/main.rs ] || { echo "fake cargo: src/main.rs missing" >&2; exit 1; }
-mkdir -p target/release/deps target/release/.fingerprint
+out=target/release
+prev=""
+for a in "$@"; do
+  [ "$prev" = --target ] && out="target/$a/release"
+  case "$a" in --target=*) out="target/${a#--target=}/release" ;; esac
+  prev="$a"
+done
+mkdir -p "$out/deps" "$out/.fingerprint"
 if [ "$(tr -d '[:space:]' < src/main.rs)" = "fnmain(){}" ]; then
   echo stub >> "$EMU_LOG"
-  touch target/release/deps/lease_elector-0stub target/release/deps/libdependency-0dep.rlib
-  mkdir -p target/release/.fingerprint/lease-elector-0stub
-  printf '#!/bin/sh\necho stub binary; exit 3\n' > target/release/lease-elector
+  touch "$out/deps/lease_elector-0stub" "$out/deps/libdependency-0dep.rlib"
+  mkdir -p "$out/.fingerprint/lease-elector-0stub"
+  printf '#!/bin/sh\necho stub binary; exit 3\n' > "$out/lease-elector"
 else
   echo real >> "$EMU_LOG"
-  if ls target/release/deps/lease_elector-0stub target/release/.fingerprint/lease-elector-0stub >/dev/null 2>&1; then
+  if ls "$out/deps/lease_elector-0stub" "$out/.fingerprint/lease-elector-0stub" >/dev/null 2>&1; then
     echo "fake cargo: stub artefacts of the package were left over (cargo could reuse them)" >&2; exit 1
   fi
-  [ -f target/release/deps/libdependency-0dep.rlib ] || { echo "fake cargo: compiled dependencies were not kept" >&2; exit 1; }
-  printf '#!/bin/sh\necho real binary\n' > target/release/lease-elector
+  [ -f "$out/deps/libdependency-0dep.rlib" ] || { echo "fake cargo: compiled dependencies were not kept" >&2; exit 1; }
+  printf '#!/bin/sh\necho real binary\n' > "$out/lease-elector"
 fi
-chmod +x target/release/lease-elector
+chmod +x "$out/lease-elector"
 """
 
 
@@ -278,10 +296,22 @@ def emulate(builder, final):
         ok(context_files < 2000, f"build context is small ({context_files} files copied by COPY . .)")
         for ins, args, lineno in final:
             if ins == "COPY" and f"--from={stage_name}" in args:
-                src = [t for t in shlex.split(args) if not t.startswith("--")][0]
+                src, dest = [t for t in shlex.split(args) if not t.startswith("--")][:2]
                 path = fs + src
-                ok(os.path.isfile(path) and "real binary" in open(path).read(),
-                   f"COPY --from={stage_name} {src} finds the binary of the real build")
+                if dest == "/usr/local/bin/lease-elector":
+                    ok(os.path.isfile(path) and "real binary" in open(path).read(),
+                       f"COPY --from={stage_name} {src} finds the binary of the real build")
+                else:
+                    ok(os.path.isdir(path), f"COPY --from={stage_name} {src} finds the runtime root tree")
+                    if os.path.isdir(path):
+                        tmpdir = os.path.join(path, "tmp")
+                        ok(os.path.isdir(tmpdir) and (os.stat(tmpdir).st_mode & 0o7777) == 0o1777,
+                           "runtime root has /tmp with mode 1777")
+                        ok(os.path.isfile(os.path.join(path, "etc/ssl/certs/ca-certificates.crt")),
+                           "runtime root has the CA bundle")
+                        pw = os.path.join(path, "etc/passwd")
+                        ok(os.path.isfile(pw) and ":65532:65532:" in open(pw).read(),
+                           "runtime root has a passwd entry for 65532")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
