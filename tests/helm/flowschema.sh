@@ -8,7 +8,7 @@
 #
 # KUBECONFIG: an admin kubeconfig (e.g. the k8s-fixture's admin.kubeconfig).
 # LEASE_ELECTOR_BIN defaults to target/debug/lease-elector. Namespace le-apf
-# (E2E_NAMESPACE), release le-apf. The last line is "N passed, N failed".
+# (E2E_NAMESPACE), release le-apf. The last line is "flowschema: N passed, N failed".
 #
 # Evidence, per request: the API server names the FlowSchema and priority level
 # that classified a request in the response headers X-Kubernetes-PF-FlowSchema-UID
@@ -32,11 +32,7 @@ gopath="$(go env GOPATH 2>/dev/null || echo "$HOME/go")"
 export PATH="$gopath/bin:$PATH"
 command -v helm >/dev/null 2>&1 || "$here/install-helm.sh" >&2 || exit 1
 
-pass=0 fail=0
-report() { # report RC NAME [FILE]
-  if [ "$1" = 0 ]; then pass=$((pass + 1)); echo "ok   $2"
-  else fail=$((fail + 1)); echo "FAIL $2"; [ -n "${3:-}" ] && [ -s "$3" ] && sed 's/^/     /' "$3" | head -n 30; fi
-}
+. "$root/tests/toolkit/checks.sh"  # report, step, summary
 k() { kubectl --request-timeout=30s "$@"; }
 cleanup() {
   [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
@@ -106,5 +102,4 @@ after="$(dispatched)"
 [ "$after" -ge $((before + 5)) ]
 report $? "the daemon's Lease requests are dispatched in the leader-election priority level ($before -> $after)" "$work/out"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary flowschema
