@@ -1,5 +1,6 @@
 //! Logs (tracing-subscriber, text or JSON) and optional OpenTelemetry traces.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,6 +95,10 @@ pub fn init(log: &LogSettings, otel: &OtelSettings) -> anyhow::Result<Telemetry>
     let span_filter = EnvFilter::try_new("lease_elector=info")?;
     let fmt = match log.format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(colour(
+                std::io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR"),
+            ))
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -125,6 +130,12 @@ pub fn init(log: &LogSettings, otel: &OtelSettings) -> anyhow::Result<Telemetry>
         .with(spans)
         .try_init()?;
     Ok(Telemetry { provider })
+}
+
+/// Colour is for a person at a terminal: not for `kubectl logs`, files or
+/// pipes, and never when `NO_COLOR` is set to anything but "" (no-color.org).
+fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Batch export of spans over OTLP/HTTP to `endpoint`.
@@ -167,5 +178,24 @@ impl HttpClient for OnRuntime {
         self.runtime
             .spawn(async move { inner.send_bytes(request).await })
             .await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn text_logs_are_coloured_only_on_a_terminal_and_never_with_no_color() {
+        assert!(colour(true, None));
+        assert!(
+            !colour(false, None),
+            "a pipe or kubectl logs gets no escape codes"
+        );
+        assert!(!colour(true, Some("1".into())));
+        assert!(
+            colour(true, Some("".into())),
+            "an empty NO_COLOR does not count"
+        );
     }
 }

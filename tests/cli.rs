@@ -344,3 +344,29 @@ fn spans_for_acquire_renew_and_release_are_exported_over_otlp_when_an_endpoint_i
         );
     }
 }
+
+/// `kubectl logs` reads a pipe: text logs written there carry no ANSI escape
+/// codes. The daemon talks to a stand-in server that drops every connection,
+/// so it logs request failures at once.
+#[test]
+fn text_logs_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, _) = watched_server();
+    let child = cmd(Some(&kubeconfig_for(port, dir.path())))
+        .args(["--listen", "127.0.0.1:0", "--lease", "colour"])
+        .env("LEASE_ELECTOR_LOG__FORMAT", "text")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WARN"), "no log lines to check:\n{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in piped logs:\n{stderr}"
+    );
+}
