@@ -35,6 +35,8 @@ pub struct Metrics {
     pub transitions: IntCounterVec,
     /// `lease_elector_observed_leader_changes_total`.
     pub observed_leader_changes: IntCounter,
+    /// `lease_elector_identity_conflicts_total`.
+    pub identity_conflicts: IntCounter,
     /// `lease_elector_renew_duration_seconds`.
     pub renew_duration: Histogram,
     /// `lease_elector_renew_failures_total{reason}`.
@@ -72,6 +74,10 @@ const TRANSITIONS: Doc = (
 const OBSERVED_LEADER_CHANGES: Doc = (
     "lease_elector_observed_leader_changes_total",
     "Changes of the Lease holder seen by this candidate.",
+);
+const IDENTITY_CONFLICTS: Doc = (
+    "lease_elector_identity_conflicts_total",
+    "Times another process was seen renewing the Lease under this candidate's identity.",
 );
 const RENEW_DURATION: Doc = (
     "lease_elector_renew_duration_seconds",
@@ -192,6 +198,7 @@ impl Metrics {
             is_leader: f.int_gauge(IS_LEADER),
             transitions: f.counter_vec(TRANSITIONS, "direction", &["acquired", "lost"]),
             observed_leader_changes: f.counter(OBSERVED_LEADER_CHANGES),
+            identity_conflicts: f.counter(IDENTITY_CONFLICTS),
             renew_duration: f.histogram(RENEW_DURATION, &RENEW_BUCKETS),
             renew_failures: f.counter_vec(RENEW_FAILURES, "reason", &BackendError::REASONS),
             last_renew_timestamp: f.gauge(LAST_RENEW_TIMESTAMP),
@@ -282,6 +289,10 @@ impl Reporter for Metrics {
     fn renewed(&self, unix_seconds: f64) {
         self.last_renew_timestamp.set(unix_seconds);
     }
+
+    fn identity_conflict(&self) {
+        self.identity_conflicts.inc();
+    }
 }
 
 #[cfg(test)]
@@ -296,6 +307,7 @@ mod tests {
             "lease_elector_leadership_transitions_total{direction=\"acquired\"",
             "lease_elector_leadership_transitions_total{direction=\"lost\"",
             "lease_elector_observed_leader_changes_total{",
+            "lease_elector_identity_conflicts_total{",
             "lease_elector_renew_duration_seconds_bucket{",
             "lease_elector_renew_failures_total{",
             "lease_elector_last_renew_timestamp_seconds{",

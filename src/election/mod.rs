@@ -90,10 +90,11 @@ impl<B: LeaseBackend> Elector<B> {
         };
         let backend = Arc::new(backend);
         let report = Report::new(&config, reporter, backend.clone(), status, events_tx);
+        let known = Knowledge::new(&config.identity);
         let core = requests::Core {
             backend,
             config,
-            known: Knowledge::default(),
+            known,
             report,
         };
         (Elector { core, resign }, handles)

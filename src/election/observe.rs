@@ -1,16 +1,29 @@
 //! What this candidate knows about the Lease, updated by pure steps: the
 //! current instant and what the server said go in, what changed comes out.
 
-use k8s_openapi::api::coordination::v1::Lease;
+use std::collections::VecDeque;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use tokio::time::Instant;
 
 use super::record::{self, Observation};
 
-/// The last observation and the holder last reported to the outside.
+/// How many of our own renewTimes are remembered: enough for the writes
+/// whose answers may still be on their way.
+const OWN_WRITES_KEPT: usize = 16;
+
+/// The last observation, the holder last reported to the outside, and which
+/// records this process wrote itself.
 #[derive(Debug, Default)]
 pub(super) struct Knowledge {
+    me: String,
     latest: Option<Observation>,
     reported_holder: Option<String>,
+    /// renewTimes of our newest writes, answered or not (an answer lost on
+    /// the way does not make our own record look foreign). Every write sets
+    /// a fresh renewTime with microsecond precision, so a twin's differ.
+    own_renew_times: VecDeque<MicroTime>,
 }
 
 /// What one observation changed, for the reporting side.
@@ -22,9 +35,43 @@ pub(super) struct Seen {
     pub transitions: i32,
     /// Whether `holder` differs from the one reported before.
     pub holder_changed: bool,
+    /// A record naming us changed, and we did not write it: another live
+    /// process renews under our identity.
+    pub twin_renewed: bool,
 }
 
 impl Knowledge {
+    /// Knowledge of candidate `me`, before the Lease was read.
+    pub fn new(me: &str) -> Self {
+        Knowledge {
+            me: me.to_string(),
+            ..Knowledge::default()
+        }
+    }
+
+    /// Notes a record this process is about to write.
+    pub fn sending(&mut self, spec: &LeaseSpec) {
+        if let Some(t) = &spec.renew_time {
+            if self.own_renew_times.len() == OWN_WRITES_KEPT {
+                self.own_renew_times.pop_front();
+            }
+            self.own_renew_times.push_back(t.clone());
+        }
+    }
+
+    /// Whether `spec` is a record this process wrote.
+    pub fn written_by_us(&self, spec: Option<&LeaseSpec>) -> bool {
+        spec.and_then(|s| s.renew_time.as_ref())
+            .is_some_and(|t| self.own_renew_times.contains(t))
+    }
+
+    /// Whether the last record names us and this process wrote it: only then
+    /// is it ours to renew or release.
+    pub fn holds_our_record(&self) -> bool {
+        let spec = self.latest.as_ref().and_then(|o| o.spec.as_ref());
+        record::holder(spec) == self.me && self.written_by_us(spec)
+    }
+
     /// The last observation; `None` before the Lease was first read.
     pub fn latest(&self) -> Option<&Observation> {
         self.latest.as_ref()
@@ -54,7 +101,12 @@ impl Knowledge {
     /// Records what the server holds at `now` (`None`: no Lease); restarts the
     /// expiry clock only when the record itself changed.
     pub fn observe(&mut self, lease: Option<Lease>, now: Instant) -> Seen {
+        let had_record = self.latest.as_ref().is_some_and(|o| o.spec.is_some());
         let obs = next_observation(self.latest.take(), lease, now);
+        let changed = obs.seen_at == now;
+        let names_us = record::holder(obs.spec.as_ref()) == self.me;
+        let twin_renewed =
+            had_record && changed && names_us && !self.written_by_us(obs.spec.as_ref());
         let holder = if obs.lease.is_some() {
             record::holder(obs.spec.as_ref()).to_string()
         } else {
@@ -70,6 +122,7 @@ impl Knowledge {
             holder,
             transitions,
             holder_changed,
+            twin_renewed,
         }
     }
 }

@@ -101,6 +101,8 @@ enum TermEnd {
     DeadlineMissed,
     Resigned(Duration),
     Taken(String),
+    /// Another process renews the Lease under our identity.
+    Twin,
 }
 
 impl<B: LeaseBackend> Core<B> {
@@ -192,7 +194,7 @@ impl<B: LeaseBackend> Core<B> {
     /// at the deadline, or an acquire that landed during the shutdown) is
     /// released as client-go releases it, once all earlier work has stopped.
     async fn leave(&mut self, winding_down: WorkDone) -> Phase {
-        if self.config.release_on_cancel && self.known.holder() == self.config.identity {
+        if self.config.release_on_cancel && self.known.holds_our_record() {
             winding_down.stopped().await;
             self.release().await;
         }
@@ -235,8 +237,12 @@ impl<B: LeaseBackend> Core<B> {
                     if self.known.holder() != self.config.identity {
                         // Possibly stale news; a renew settles it either way.
                         next_renew = Instant::now();
+                        None
+                    } else if !self.known.holds_our_record() {
+                        Some(TermEnd::Twin)
+                    } else {
+                        None
                     }
-                    None
                 }
                 _ = sleep_until(next_renew) => {
                     let renewal = tokio::select! {
@@ -248,6 +254,7 @@ impl<B: LeaseBackend> Core<B> {
                         Renewal::Renewed { sent } => { term.last_ok = sent; None }
                         Renewal::Failed => None,
                         Renewal::Taken { holder } => Some(TermEnd::Taken(holder)),
+                        Renewal::Twin => Some(TermEnd::Twin),
                     }
                 }
             };
@@ -284,6 +291,10 @@ impl<B: LeaseBackend> Core<B> {
             TermEnd::Taken(holder) => {
                 self.lost(work, &format!("the Lease is now held by {holder:?}"))
             }
+            TermEnd::Twin => self.lost(
+                work,
+                "another process renews the Lease under this identity (identities must be unique)",
+            ),
         }
     }
 

@@ -63,10 +63,22 @@ pub enum Verdict {
 /// Judges an observation on the local clock only: the record's renewTime is
 /// never compared with our clock, so clock offsets between nodes cannot make
 /// two candidates believe they lead.
-pub fn judge(obs: &Observation, me: &str, now: Instant, fallback: Duration) -> Verdict {
+///
+/// A record that names `me` is ours to renew only if this process wrote it
+/// (`written_by_us`). One it did not write comes from another process with the
+/// same identity (a twin: a force-deleted Pod still running next to its
+/// replacement), or from this process before a restart: it is treated like any
+/// other holder's, takeable once it has not changed for its duration.
+pub fn judge(
+    obs: &Observation,
+    me: &str,
+    written_by_us: bool,
+    now: Instant,
+    fallback: Duration,
+) -> Verdict {
     let spec = obs.spec.as_ref();
     let current = holder(spec);
-    if current.is_empty() || current == me {
+    if current.is_empty() || (current == me && written_by_us) {
         return Verdict::Takeable;
     }
     let expires = obs.seen_at + validity(spec, fallback);

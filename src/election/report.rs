@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, timeout};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::api::{LeaderEvent, Leadership, Status};
 use super::observe::Seen;
@@ -70,6 +70,8 @@ pub trait Reporter: Send + Sync + 'static {
     fn holder_changed(&self, _holder: &str) {}
     /// An acquire or renew succeeded, at this Unix time in seconds.
     fn renewed(&self, _unix_seconds: f64) {}
+    /// Another process was seen renewing the Lease under our identity.
+    fn identity_conflict(&self) {}
 }
 
 impl Reporter for () {}
@@ -132,6 +134,15 @@ impl<B: LeaseBackend> Report<B> {
             s.holder = (!seen.holder.is_empty()).then(|| seen.holder.clone());
             s.lease_transitions = seen.transitions;
         });
+        if seen.twin_renewed {
+            error!(
+                lease = %self.lease, identity = %self.identity,
+                "another process renews this Lease under our identity: identities must be unique \
+                 (two Pods with one name, e.g. a force-deleted StatefulSet Pod still running). \
+                 This candidate will not lead while the other renews"
+            );
+            self.reporter.identity_conflict();
+        }
         if seen.holder_changed {
             if !seen.holder.is_empty() {
                 info!(lease = %self.lease, identity = %self.identity, leader = %seen.holder, "new leader observed");

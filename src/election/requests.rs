@@ -38,6 +38,8 @@ pub(super) enum Renewal {
     Renewed { sent: Instant },
     /// Someone else holds the Lease now.
     Taken { holder: String },
+    /// Another process wrote the Lease under our identity.
+    Twin,
     /// A failure worth retrying (logged and counted already).
     Failed,
 }
@@ -75,7 +77,9 @@ impl<B: LeaseBackend> Core<B> {
 
     fn judge(&self, obs: &Observation) -> Verdict {
         let t = self.config.timings;
-        record::judge(obs, &self.config.identity, Instant::now(), t.lease_duration)
+        let ours = self.known.written_by_us(obs.spec.as_ref());
+        let me = &self.config.identity;
+        record::judge(obs, me, ours, Instant::now(), t.lease_duration)
     }
 
     async fn acquire_attempts(&mut self) -> Result<Acquisition, BackendError> {
@@ -90,6 +94,7 @@ impl<B: LeaseBackend> Core<B> {
             }
             let t = self.config.timings;
             let spec = record::acquired(obs.spec.as_ref(), &self.config.identity, t.lease_duration);
+            self.known.sending(&spec);
             let sent = Instant::now();
             match self.write(&obs, spec).await {
                 Ok(lease) => {
@@ -119,7 +124,7 @@ impl<B: LeaseBackend> Core<B> {
             "outcome",
             match &renewal {
                 Renewal::Renewed { .. } => "renewed",
-                Renewal::Taken { .. } => "lost",
+                Renewal::Taken { .. } | Renewal::Twin => "lost",
                 Renewal::Failed => "failed",
             },
         );
@@ -139,10 +144,14 @@ impl<B: LeaseBackend> Core<B> {
                     holder: holder.to_string(),
                 };
             }
+            if !self.known.written_by_us(obs.spec.as_ref()) {
+                return Renewal::Twin;
+            }
             let spec = record::renewed(
                 &obs.spec.clone().unwrap_or_default(),
                 self.config.timings.lease_duration,
             );
+            self.known.sending(&spec);
             let sent = Instant::now();
             // Deleted while we held it, `write` recreates it, keeping the
             // record's transitions so the fencing token never goes back.
@@ -208,7 +217,8 @@ impl<B: LeaseBackend> Core<B> {
             let (Some(current), Some(spec)) = (obs.lease.clone(), obs.spec.as_ref()) else {
                 return Ok(Release::Done);
             };
-            if record::holder(Some(spec)) != self.config.identity {
+            // Not ours (released, taken, or a twin's): nothing to give up.
+            if !self.known.holds_our_record() {
                 return Ok(Release::Done);
             }
             match self.replace(&current, record::released(spec)).await {
