@@ -25,6 +25,10 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the toolkit
+from toolkit import Results  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CHART = os.path.join(ROOT, "helm", "lease-elector")
@@ -36,7 +40,7 @@ SVC_IP, SVC_PORT = "10.0.0.1", "443"
 LEASE_DURATION, RENEW_DEADLINE, RETRY = 15.0, 10.0, 2.0  # the chart's defaults
 
 T0 = time.monotonic()
-results = []   # (ok, message)
+RESULTS = Results(label="scenarios")  # the toolkit's one pass/fail recorder
 measures = []  # (scenario, what, value)
 
 
@@ -49,9 +53,7 @@ def log(msg):
 
 
 def check(cond, msg):
-    results.append((bool(cond), msg))
-    print(("ok   " if cond else "FAIL ") + msg, flush=True)
-    return bool(cond)
+    return RESULTS.check(cond, msg)
 
 
 def measure(scenario, what, seconds, fmt="{:.3f} s"):
@@ -763,12 +765,8 @@ def main():
         print(f"| {sc:<18} | {what:<52} | {vs:>9} |")
     print("\nstep times: " + ", ".join(f"{n} {s:.1f} s" for n, s in steps))
     with open(os.path.join(DIR, "results.json"), "w") as f:
-        json.dump({"checks": results, "measures": measures, "steps": steps}, f, indent=1)
-    failed = [m for good, m in results if not good]
-    for m in failed:
-        print("failed: " + m.split("\n")[0])
-    print(f"scenarios: {len(results) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+        json.dump({"checks": RESULTS.checks, "measures": measures, "steps": steps}, f, indent=1)
+    return RESULTS.summary()
 
 
 if __name__ == "__main__":
