@@ -111,6 +111,8 @@ class Candidate:
                       for d in m.directions]
             lines += ["# TYPE lease_elector_observed_leader_changes_total counter",
                       f"lease_elector_observed_leader_changes_total{{{c}}} {self.observed}",
+                      "# TYPE lease_elector_identity_conflicts_total counter",
+                      f"lease_elector_identity_conflicts_total{{{c}}} 0",
                       "# TYPE lease_elector_renew_duration_seconds histogram"]
             for le in m.buckets:  # every renew takes between 5 and 10 ms
                 n = self.renews if float(le) >= 0.01 else 0
