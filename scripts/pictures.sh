@@ -22,8 +22,9 @@ done
 
 if [ -z "$from" ]; then
   # the integration test draws them itself, from its own Prometheus, before it stops
+  # (not a LEASE_ELECTOR_* name: the daemons refuse unknown settings in that namespace)
   mkdir -p "$out"
-  LEASE_ELECTOR_PICTURES_DIR="$out" exec "$root/tests/integration/run.sh"
+  DASHBOARD_PICTURES_DIR="$out" exec "$root/tests/integration/run.sh"
 fi
 [ -d "$from/prometheus-data" ] || { echo "pictures: no $from/prometheus-data" >&2; exit 1; }
 

@@ -91,7 +91,8 @@ dispatched() { # requests dispatched for the FlowSchema into leader-election, pe
     END { print n + 0 }'
 }
 before="$(dispatched)"
-KUBECONFIG="$work/sa.kubeconfig" "$bin" --lease "$full" --namespace "$ns" --identity apf-test \
+# A clean environment: no stray LEASE_ELECTOR_* setting of the caller's reaches it.
+env -i PATH="$PATH" KUBECONFIG="$work/sa.kubeconfig" "$bin" --lease "$full" --namespace "$ns" --identity apf-test \
   --lease-duration 3s --renew-deadline 2s --retry-period 500ms --listen 127.0.0.1:0 \
   >"$work/daemon.log" 2>&1 &
 daemon_pid=$!

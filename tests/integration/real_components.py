@@ -718,7 +718,7 @@ class Test:
 
     def step_pictures(self):
         # the dashboard drawn from this run (issue 13 section 3); scripts/pictures.sh sets the directory
-        out = os.environ.get("LEASE_ELECTOR_PICTURES_DIR") or os.path.join(self.tmp, "pictures")
+        out = os.environ.get("DASHBOARD_PICTURES_DIR") or os.path.join(self.tmp, "pictures")
         rc, so, se = run([os.path.join(ROOT, "scripts", "render-dashboard.py"), "--prometheus", self.prom.base,
                           "--start", str(self.prom_start), "--end", str(time.time()), "--out", out,
                           "--namespace", NS, "--lease", FULL, "--job", JOB, "--scrape-interval", "1"], timeout=180)
