@@ -26,6 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from toolkit import Results  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import dashboard_data  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DASHBOARD = os.path.normpath(os.path.join(HERE, "..", "..", "dashboards", "lease-elector.json"))
 
@@ -75,21 +78,15 @@ def iter_panels(panels):
 
 
 def substitute(expr, args):
-    subs = {
+    """The dashboard variables replaced as the renderer does (scripts/dashboard_data.py)."""
+    return dashboard_data.substitute(expr, {
         "namespace": args.namespace,
         "lease": args.lease,
         "job": args.job,
         "__rate_interval": args.rate_interval,
         "__interval": args.interval,
         "__range": args.range,
-    }
-    def repl(m):
-        name = m.group(1) or m.group(2)
-        if name not in subs:
-            raise KeyError(f"unknown dashboard variable ${name} in {expr!r}")
-        return subs[name]
-    # ${var}, ${var:format} is not used; $var must not be followed by a word char
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)\b", repl, expr)
+    })
 
 
 def one_line(expr):
@@ -168,7 +165,7 @@ def check(dash, args):
             try:
                 substitute(expr, args)
                 ok(True, f"{where}: variables substitute")
-            except KeyError as e:
+            except dashboard_data.DashboardError as e:
                 ok(False, f"{where}: {e}")
         if p.get("type") == "stat" and title == "Leaders":
             steps = (((p.get("fieldConfig") or {}).get("defaults") or {}).get("thresholds") or {}).get("steps") or []
