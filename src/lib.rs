@@ -40,11 +40,18 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+#[cfg(feature = "daemon")]
 pub mod candidate;
+#[cfg(feature = "daemon")]
 pub mod config;
+#[cfg(feature = "daemon")]
 mod duration_serde;
 pub mod election;
+#[cfg(feature = "daemon")]
 pub mod http;
+#[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "daemon")]
 pub mod supervise;
+#[cfg(feature = "daemon")]
 pub mod telemetry;

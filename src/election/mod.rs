@@ -108,5 +108,7 @@ impl<B: LeaseBackend> Elector<B> {
     }
 }
 
-#[cfg(test)]
+// These specifications read the Prometheus counters and build candidates with
+// crate::candidate, both part of the `daemon` feature.
+#[cfg(all(test, feature = "daemon"))]
 mod tests;
