@@ -1,6 +1,7 @@
-//! Leader changes as a [`Stream`], from an elector's status.
+//! Leader changes as a [`Stream`](futures::Stream), from an elector's status.
 
-use futures::Stream;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use tokio::sync::watch;
 
 use super::api::{Handles, Status};
@@ -28,7 +29,7 @@ impl LeaderChange {
     }
 }
 
-/// The leader changes seen in `status`: one item once the Lease has been read,
+/// The leader changes seen in `status`, as a [`Stream`](futures::Stream): one item once the Lease has been read,
 /// then one per change of holder, of our own leadership or of the fencing
 /// token. Renewals alone yield nothing. The stream ends when the elector is
 /// gone.
@@ -48,7 +49,7 @@ impl LeaderChange {
 /// }
 /// # }
 /// ```
-pub fn leader_changes(status: watch::Receiver<Status>) -> impl Stream<Item = LeaderChange> + Send {
+pub fn leader_changes(status: watch::Receiver<Status>) -> BoxStream<'static, LeaderChange> {
     futures::stream::unfold((status, None), |(mut rx, last)| async move {
         loop {
             let now = {
@@ -63,6 +64,7 @@ pub fn leader_changes(status: watch::Receiver<Status>) -> impl Stream<Item = Lea
             rx.changed().await.ok()?;
         }
     })
+    .boxed()
 }
 
 impl Handles {
@@ -73,13 +75,13 @@ impl Handles {
     /// use lease_elector::election::Handles;
     ///
     /// # async fn example(handles: Handles) {
-    /// let mut changes = std::pin::pin!(handles.leader_changes());
+    /// let mut changes = handles.leader_changes();
     /// if let Some(first) = changes.next().await {
     ///     println!("the Lease is held by {:?}", first.holder);
     /// }
     /// # }
     /// ```
-    pub fn leader_changes(&self) -> impl Stream<Item = LeaderChange> + Send + use<> {
+    pub fn leader_changes(&self) -> BoxStream<'static, LeaderChange> {
         leader_changes(self.status.clone())
     }
 }

@@ -310,7 +310,7 @@ async fn the_stream_first_yields_our_own_leadership_with_its_fencing_token() {
     let store = MemoryLease::new("test", "default");
     let (mut handles, _shutdown, _task) = candidate(&store, "a");
     handles.status.wait_for(|s| s.is_leader).await.unwrap();
-    let mut changes = std::pin::pin!(handles.leader_changes());
+    let mut changes = handles.leader_changes();
     assert_eq!(changes.next().await, Some(change("a", true, 0)));
 }
 
@@ -319,7 +319,7 @@ async fn renewals_alone_yield_nothing() {
     let store = MemoryLease::new("test", "default");
     let (mut handles, _shutdown, _task) = candidate(&store, "a");
     handles.status.wait_for(|s| s.is_leader).await.unwrap();
-    let mut changes = std::pin::pin!(handles.leader_changes());
+    let mut changes = handles.leader_changes();
     changes.next().await;
     let next = tokio::time::timeout(T.lease_duration * 3, changes.next()).await;
     assert!(next.is_err(), "nothing but renewals happened: {next:?}");
@@ -333,7 +333,7 @@ async fn a_follower_sees_the_new_holder_after_a_handover() {
     drop(a.events);
     let (mut b, _shutdown, _task) = candidate(&store, "b");
     b.status.wait_for(|s| s.observed).await.unwrap();
-    let mut changes = std::pin::pin!(b.leader_changes());
+    let mut changes = b.leader_changes();
     assert_eq!(changes.next().await, Some(change("a", false, 0)));
     a_shutdown.cancel();
     a_task.await.unwrap();
