@@ -26,7 +26,7 @@ ENV RUSTFLAGS="-C target-feature=+crt-static"
 COPY Cargo.toml Cargo.lock ./
 RUN { sed -n 's/^path *= *"\([^"]*\.rs\)"$/\1/p' Cargo.toml; echo src/main.rs; } \
     | while read -r stub; do mkdir -p "$(dirname "$stub")" && echo 'fn main() {}' > "$stub"; done \
-    && cargo build --locked --release --target x86_64-unknown-linux-gnu \
+    && cargo build --locked --release --features daemon --target x86_64-unknown-linux-gnu \
     && out=target/x86_64-unknown-linux-gnu/release \
     && rm -rf src "$out/lease-elector" "$out/lease-elector.d" \
        "$out"/.fingerprint/lease-elector-* "$out"/deps/lease_elector-* \
@@ -36,7 +36,7 @@ RUN { sed -n 's/^path *= *"\([^"]*\.rs\)"$/\1/p' Cargo.toml; echo src/main.rs; }
 # The runtime root is assembled under rootfs/ (relative to WORKDIR).
 COPY . .
 RUN touch src/main.rs \
-    && cargo build --locked --release --target x86_64-unknown-linux-gnu \
+    && cargo build --locked --release --features daemon --target x86_64-unknown-linux-gnu \
     && bin=target/x86_64-unknown-linux-gnu/release/lease-elector \
     && "$bin" --help > /dev/null \
     && if ldd "$bin" 2>&1 | grep -q '=>'; then echo "not a static binary" >&2; exit 1; fi \

@@ -19,10 +19,10 @@ fixture_bin="$(tests/k8s-fixture/build.sh | tail -n1)"
 
 if [ "${BENCH_RELEASE:-0}" = 1 ]; then
   profile=release
-  cargo build --locked --release --bin lease-elector >&2
+  cargo build --locked --release --features daemon --bin lease-elector >&2
 else
   profile=debug
-  cargo build --locked --bin lease-elector >&2
+  cargo build --locked --features daemon --bin lease-elector >&2
 fi
 lease_elector="${CARGO_TARGET_DIR:-$repo/target}/$profile/lease-elector"
 echo "bench: lease-elector $profile build: $lease_elector" >&2

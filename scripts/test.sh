@@ -9,9 +9,12 @@
 # Stages (each check runs in exactly one of them):
 #   fixture      build the real kube-apiserver + etcd fixture (tests/k8s-fixture/build.sh)
 #                and helm (tests/helm/install-helm.sh) from Go modules; a no-op when built
-#   unit         cargo test --lib --bins, and the doc tests: the state machine over the
-#                in-memory test double, config, supervisor
-#   e2e          cargo test --test '*' (every tests/*.rs: CLI tests and the end-to-end
+#   unit         cargo test --features daemon --lib --bins, and the doc tests: the state
+#                machine over the in-memory test double, config, supervisor
+#   features     scripts/check-features.sh: each documented feature set (none, metrics,
+#                daemon) builds and tests alone, the lean dependency tree, the examples,
+#                cargo doc without warnings, the package's file list
+#   e2e          cargo test --features daemon --test '*' (every tests/*.rs: CLI tests and the end-to-end
 #                tests that drive the real binary against the real API server, required
 #                here: E2E_REQUIRED=1)
 #   prometheus   alert rules (promtool unit and mutation tests), dashboard checks, and
@@ -36,13 +39,14 @@ export GOTOOLCHAIN=local
 export PATH="$(go env GOPATH)/bin:$PATH"
 export K8S_FIXTURE_BIN="${K8S_FIXTURE_BIN:-$root/target/k8s-fixture/bin}"
 
-STAGES=(fixture unit e2e prometheus chart dockerfile image integration node bench)
+STAGES=(fixture unit features e2e prometheus chart dockerfile image integration node bench)
 
 describe() {
   case "$1" in
     fixture) echo "build the API server fixture and helm from Go modules" ;;
-    unit) echo "cargo test --lib --bins + doc tests (state machine, config, supervisor); dashboard renderer" ;;
-    e2e) echo "cargo test --test '*' (CLI and end-to-end against the real API server)" ;;
+    unit) echo "cargo test --features daemon --lib --bins + doc tests (state machine, config, supervisor); dashboard renderer" ;;
+    features) echo "feature sets, lean tree, examples, docs, package list (scripts/check-features.sh)" ;;
+    e2e) echo "cargo test --features daemon --test '*' (CLI, examples and end-to-end against the real API server)" ;;
     prometheus) echo "alert rules, dashboard, real Prometheus (tests/prometheus/run.sh)" ;;
     chart) echo "helm lint and template checks (tests/helm/lint.sh)" ;;
     dockerfile) echo "Dockerfile checks (tests/dockerfile/check.sh)" ;;
@@ -55,8 +59,11 @@ describe() {
 }
 
 fixture_stage() { tests/k8s-fixture/build.sh && tests/helm/install-helm.sh; }
-unit_stage() { cargo test --locked --lib --bins && cargo test --locked --doc && tests/pictures/test_renderer.py; }
-e2e_stage() { env E2E_REQUIRED=1 cargo test --locked --test '*' -- --nocapture --test-threads=2; }
+unit_stage() {
+  cargo test --locked --features daemon --lib --bins && cargo test --locked --features daemon --doc \
+    && tests/pictures/test_renderer.py
+}
+e2e_stage() { env E2E_REQUIRED=1 cargo test --locked --features daemon --test '*' -- --nocapture --test-threads=2; }
 optional() { # optional SCRIPT ARGS...: runs SCRIPT when it exists
   if [ -e "$1" ]; then "$@"; else echo "$1 does not exist yet: nothing to run"; fi
 }
@@ -65,6 +72,7 @@ run_stage() {
   case "$1" in
     fixture) fixture_stage ;;
     unit) unit_stage ;;
+    features) scripts/check-features.sh ;;
     e2e) e2e_stage ;;
     prometheus) tests/prometheus/run.sh ;;
     chart) tests/helm/lint.sh ;;

@@ -26,7 +26,9 @@ pub const API_VERBS: [Verb; 5] = Verb::ALL;
 /// Outcomes counted in `lease_elector_child_exits_total`.
 pub const CHILD_OUTCOMES: [&str; 3] = ["success", "failure", "signaled"];
 
-/// The metrics of one candidate, in a registry of its own.
+/// The metrics of one candidate, in a registry of its own ([`Metrics::new`])
+/// or in the caller's ([`Metrics::register`]). As an [`election::Reporter`](Reporter)
+/// it is what `Elector::new` takes as `Arc<Metrics>`.
 pub struct Metrics {
     registry: Registry,
     /// `lease_elector_is_leader`: 1 while this candidate acts as leader.
@@ -126,10 +128,12 @@ const BUILD_INFO: Doc = (
 
 /// Builds metrics labelled with the Lease and registers them.
 struct Factory<'a> {
-    registry: Registry,
+    registry: &'a Registry,
     lease: &'a str,
     namespace: &'a str,
 }
+
+type Made<C> = prometheus::Result<C>;
 
 impl Factory<'_> {
     fn opts(&self, (name, help): Doc) -> Opts {
@@ -138,28 +142,26 @@ impl Factory<'_> {
             .const_label("namespace", self.namespace)
     }
 
-    fn register<C: prometheus::core::Collector + Clone + 'static>(&self, c: C) -> C {
-        self.registry
-            .register(Box::new(c.clone()))
-            .expect("metric names are unique and valid");
-        c
+    fn register<C: prometheus::core::Collector + Clone + 'static>(&self, c: C) -> Made<C> {
+        self.registry.register(Box::new(c.clone()))?;
+        Ok(c)
     }
 
-    fn int_gauge(&self, doc: Doc) -> IntGauge {
-        self.register(IntGauge::with_opts(self.opts(doc)).expect("valid metric"))
+    fn int_gauge(&self, doc: Doc) -> Made<IntGauge> {
+        self.register(IntGauge::with_opts(self.opts(doc))?)
     }
 
-    fn gauge(&self, doc: Doc) -> Gauge {
-        self.register(Gauge::with_opts(self.opts(doc)).expect("valid metric"))
+    fn gauge(&self, doc: Doc) -> Made<Gauge> {
+        self.register(Gauge::with_opts(self.opts(doc))?)
     }
 
-    fn counter(&self, doc: Doc) -> IntCounter {
-        self.register(IntCounter::with_opts(self.opts(doc)).expect("valid metric"))
+    fn counter(&self, doc: Doc) -> Made<IntCounter> {
+        self.register(IntCounter::with_opts(self.opts(doc))?)
     }
 
     /// A counter with one label, a series per value from start-up.
-    fn counter_vec(&self, doc: Doc, label: &str, values: &[&str]) -> IntCounterVec {
-        let c = IntCounterVec::new(self.opts(doc), &[label]).expect("valid metric");
+    fn counter_vec(&self, doc: Doc, label: &str, values: &[&str]) -> Made<IntCounterVec> {
+        let c = IntCounterVec::new(self.opts(doc), &[label])?;
         for value in values {
             c.with_label_values(&[value]);
         }
@@ -167,51 +169,81 @@ impl Factory<'_> {
     }
 
     /// A gauge with one label, its one series at 1.
-    fn info(&self, opts: Opts, label: &str, value: &str) -> IntGaugeVec {
-        let g = IntGaugeVec::new(opts, &[label]).expect("valid metric");
+    fn info(&self, opts: Opts, label: &str, value: &str) -> Made<IntGaugeVec> {
+        let g = IntGaugeVec::new(opts, &[label])?;
         g.with_label_values(&[value]).set(1);
         self.register(g)
     }
 
-    fn histogram(&self, (name, help): Doc, buckets: &[f64]) -> Histogram {
+    fn histogram(&self, (name, help): Doc, buckets: &[f64]) -> Made<Histogram> {
         let opts = HistogramOpts::new(name, help)
             .const_label("lease", self.lease)
             .const_label("namespace", self.namespace)
             .buckets(buckets.to_vec());
-        self.register(Histogram::with_opts(opts).expect("valid metric"))
+        self.register(Histogram::with_opts(opts)?)
     }
 }
 
 impl Metrics {
-    /// Registers every metric for the Lease `lease` in `namespace`.
+    /// Every metric for the Lease `lease` in `namespace`, in a registry of
+    /// its own (what the daemon serves on `/metrics`).
+    ///
+    /// ```
+    /// let metrics = lease_elector::metrics::Metrics::new("my-controller", "default");
+    /// assert!(metrics.encode().contains("lease_elector_is_leader"));
+    /// ```
     pub fn new(lease: &str, namespace: &str) -> Self {
-        let registry = Registry::new();
+        Self::register(&Registry::new(), lease, namespace)
+            .expect("the metric names are valid and a new registry holds none of them")
+    }
+
+    /// Every metric for the Lease `lease` in `namespace`, registered into the
+    /// caller's `registry` (e.g. the one a controller already serves). Fails
+    /// when the registry already holds one of them with the same labels,
+    /// such as the metrics of another elector for the same Lease.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lease_elector::metrics::Metrics;
+    ///
+    /// let registry = prometheus::Registry::new();
+    /// let metrics = Arc::new(Metrics::register(&registry, "my-controller", "default")?);
+    /// assert!(registry.gather().iter().any(|f| f.name() == "lease_elector_is_leader"));
+    /// // Hand `metrics` to `Elector::new` (or `ElectionConfig::builder(..).reporter(..)`).
+    /// # Ok::<(), prometheus::Error>(())
+    /// ```
+    pub fn register(registry: &Registry, lease: &str, namespace: &str) -> prometheus::Result<Self> {
         let f = Factory {
-            registry: registry.clone(),
+            registry,
             lease,
             namespace,
         };
         let master = Opts::new(MASTER_STATUS.0, MASTER_STATUS.1).const_label("name", lease);
         let build = Opts::new(BUILD_INFO.0, BUILD_INFO.1);
-        f.info(build, "version", env!("CARGO_PKG_VERSION"));
-        Metrics {
-            is_leader: f.int_gauge(IS_LEADER),
-            transitions: f.counter_vec(TRANSITIONS, "direction", &["acquired", "lost"]),
-            observed_leader_changes: f.counter(OBSERVED_LEADER_CHANGES),
-            identity_conflicts: f.counter(IDENTITY_CONFLICTS),
-            renew_duration: f.histogram(RENEW_DURATION, &RENEW_BUCKETS),
-            renew_failures: f.counter_vec(RENEW_FAILURES, "reason", &BackendError::REASONS),
-            last_renew_timestamp: f.gauge(LAST_RENEW_TIMESTAMP),
-            lease_duration: f.gauge(LEASE_DURATION),
-            leader_info: f.info(f.opts(LEADER_INFO), "holder", ""),
-            api_requests: f.counter_vec(API_REQUESTS, "verb", &API_VERBS.map(Verb::as_str)),
-            master_status: f.register(IntGauge::with_opts(master).expect("valid metric")),
-            child_running: f.int_gauge(CHILD_RUNNING),
-            child_starts: f.counter(CHILD_STARTS),
-            child_exits: f.counter_vec(CHILD_EXITS, "outcome", &CHILD_OUTCOMES),
+        f.info(build, "version", env!("CARGO_PKG_VERSION"))?;
+        Ok(Metrics {
+            is_leader: f.int_gauge(IS_LEADER)?,
+            transitions: f.counter_vec(TRANSITIONS, "direction", &["acquired", "lost"])?,
+            observed_leader_changes: f.counter(OBSERVED_LEADER_CHANGES)?,
+            identity_conflicts: f.counter(IDENTITY_CONFLICTS)?,
+            renew_duration: f.histogram(RENEW_DURATION, &RENEW_BUCKETS)?,
+            renew_failures: f.counter_vec(RENEW_FAILURES, "reason", &BackendError::REASONS)?,
+            last_renew_timestamp: f.gauge(LAST_RENEW_TIMESTAMP)?,
+            lease_duration: f.gauge(LEASE_DURATION)?,
+            leader_info: f.info(f.opts(LEADER_INFO), "holder", "")?,
+            api_requests: f.counter_vec(API_REQUESTS, "verb", &API_VERBS.map(Verb::as_str))?,
+            master_status: f.register(IntGauge::with_opts(master)?)?,
+            child_running: f.int_gauge(CHILD_RUNNING)?,
+            child_starts: f.counter(CHILD_STARTS)?,
+            child_exits: f.counter_vec(CHILD_EXITS, "outcome", &CHILD_OUTCOMES)?,
             current_holder: std::sync::Mutex::new(String::new()),
-            registry,
-        }
+            registry: registry.clone(),
+        })
+    }
+
+    /// The registry these metrics are in (their own, or the caller's).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// Flips both leader gauges (ours and client-go's) together.
@@ -238,7 +270,7 @@ impl Metrics {
         self.api_requests.with_label_values(&[verb]).inc();
     }
 
-    /// The text exposition of every metric.
+    /// The text exposition of every metric in [`Metrics::registry`].
     pub fn encode(&self) -> String {
         let mut buf = Vec::new();
         TextEncoder::new()

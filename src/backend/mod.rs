@@ -31,9 +31,9 @@ pub enum Change {
 /// Kubernetes Events the elector records on the Lease, as client-go does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ElectionEvent {
-    /// "<identity> became leader"
+    /// `"<identity> became leader"`
     BecameLeader,
-    /// "<identity> stopped leading"
+    /// `"<identity> stopped leading"`
     StoppedLeading,
 }
 

@@ -35,7 +35,7 @@ impl Leadership {
     }
 }
 
-/// Notifications from an [`Elector`], in order.
+/// Notifications from an [`Elector`](super::Elector), in order.
 #[derive(Debug)]
 pub enum LeaderEvent {
     /// This candidate became leader.
@@ -70,7 +70,7 @@ pub struct Status {
     pub last_renew_at: Option<Instant>,
 }
 
-/// Asks a leading [`Elector`] to give the Lease up and sit out for a while
+/// Asks a leading [`Elector`](super::Elector) to give the Lease up and sit out for a while
 /// (`lease-elector run` uses it when its child exits by itself).
 #[derive(Debug, Clone)]
 pub struct Resigner(mpsc::UnboundedSender<Duration>);
@@ -88,7 +88,7 @@ impl Resigner {
     }
 }
 
-/// The receivers of one [`Elector`], handed out when it is built.
+/// The receivers of one [`Elector`](super::Elector), handed out when it is built.
 ///
 /// Drop `events` if you do not read it: an unread [`Leadership`] would hold up
 /// the release on shutdown, as a consumer that is still working should.

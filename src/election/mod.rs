@@ -33,17 +33,23 @@
 //! - `observe.rs`: what this candidate knows, updated by pure steps;
 //! - `report.rs`: logs, metrics (through [`Reporter`]), [`Status`], events;
 //! - `phase.rs`: the loop, one function per phase;
-//! - `requests.rs`: acquire, renew and release, with named outcomes.
+//! - `requests.rs`: acquire, renew and release, with named outcomes;
+//! - `builder.rs`, `while_leader.rs`, `stream.rs`: the API for controllers,
+//!   [`ElectionConfig::builder`], [`Elector::run_while_leader`] and
+//!   [`leader_changes`].
 //!
 //! All I/O goes through a [`LeaseBackend`].
 
 mod api;
+mod builder;
 mod observe;
 mod phase;
 pub mod record;
 mod report;
 mod requests;
 mod settings;
+mod stream;
+mod while_leader;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,10 +59,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::LeaseBackend;
 pub use api::{Handles, LeaderEvent, Leadership, Resigner, Status};
+pub use builder::ElectionBuilder;
 use observe::Knowledge;
 use report::Report;
 pub use report::{Reporter, Verb};
 pub use settings::{ElectionConfig, InvalidElection, JITTER_FACTOR, Timings};
+pub use stream::{LeaderChange, leader_changes};
 
 /// One election candidate. Build it with [`Elector::new`], which also hands
 /// out its [`Handles`], then [`Elector::run`] it until a shutdown token is
@@ -108,5 +116,9 @@ impl<B: LeaseBackend> Elector<B> {
     }
 }
 
-#[cfg(test)]
+// These specifications read the Prometheus counters and build candidates with
+// crate::candidate, both part of the `daemon` feature.
+#[cfg(all(test, feature = "daemon"))]
 mod tests;
+#[cfg(test)]
+mod tests_api;

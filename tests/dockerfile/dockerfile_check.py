@@ -143,6 +143,8 @@ def static_checks(instrs, st):
     ok(all(re.search(r"--locked", seg) for r in runs for seg in re.findall(r"cargo (?:build|fetch)[^&;|]*", r)),
        "every cargo build/fetch uses --locked")
     ok(len([r for r in runs if "cargo build" in r]) >= 2, "dependency-caching layer before the real build")
+    ok(all(re.search(r"--features[ =]\S*daemon", seg) for r in runs for seg in re.findall(r"cargo build[^&;|]*", r)),
+       "every cargo build enables --features daemon (the binary's required feature)")
 
     users = [ins for ins in final if ins[0] == "USER"]
     ok(users, "final stage sets USER")
@@ -206,6 +208,7 @@ echo "cargo $*" >> "$EMU_LOG"
 [ "${1:-}" = build ] || { echo "fake cargo: unexpected command $*" >&2; exit 1; }
 case " $* " in *" --locked "*) ;; *) echo "fake cargo: missing --locked" >&2; exit 1 ;; esac
 case " $* " in *" --release "*) ;; *) echo "fake cargo: missing --release" >&2; exit 1 ;; esac
+case " $* " in *" --features daemon "*) ;; *) echo "fake cargo: missing --features daemon" >&2; exit 1 ;; esac
 [ -f Cargo.toml ] && [ -f Cargo.lock ] || { echo "fake cargo: Cargo.toml/Cargo.lock missing" >&2; exit 1; }
 [ -f src/main.rs ] || { echo "fake cargo: src/main.rs missing" >&2; exit 1; }
 out=target/release

@@ -7,7 +7,7 @@
 #
 # Builds or installs what is missing first:
 #   - the fixture binaries   tests/k8s-fixture/build.sh (a no-op when built)
-#   - the daemon             cargo build --bin lease-elector (target/debug/lease-elector)
+#   - the daemon             cargo build --features daemon --bin lease-elector (target/debug/lease-elector)
 #   - helm                   tests/helm/install-helm.sh (go install) when not on PATH
 #   - prometheus, promtool   Debian's `prometheus` package (apt-get, as root) when missing
 # Needs kubectl and python3 >= 3.11 (standard library; helpers from tests/toolkit).
@@ -44,7 +44,7 @@ fi
 /usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1 || fail_setup "matplotlib not found (apt-get install python3-matplotlib)"
 
 fixture_bin="$("$root/tests/k8s-fixture/build.sh" | tail -n1)" || fail_setup "tests/k8s-fixture/build.sh failed"
-(cd "$root" && cargo build --quiet --bin lease-elector) || fail_setup "cargo build failed"
+(cd "$root" && cargo build --quiet --features daemon --bin lease-elector) || fail_setup "cargo build failed"
 bin="${CARGO_TARGET_DIR:-$root/target}/debug/lease-elector"
 
 # timeout sends SIGTERM to the test (it then stops everything it started); -k: SIGKILL

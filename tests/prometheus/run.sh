@@ -97,7 +97,7 @@ if [ "${LE_SKIP_REAL_PROMETHEUS:-0}" = 1 ]; then
   echo "skip real Prometheus test (LE_SKIP_REAL_PROMETHEUS=1)"
 elif command -v prometheus >/dev/null 2>&1; then
   # the fake targets are made from the metric set of the real daemon: build it (a no-op when fresh)
-  (cd "$root" && cargo build --locked --quiet --bin lease-elector) || report 1 "cargo build --bin lease-elector"
+  (cd "$root" && cargo build --locked --quiet --features daemon --bin lease-elector) || report 1 "cargo build --features daemon --bin lease-elector"
   step "real Prometheus: the fake exporter is the real metric set, alerts fire, dashboard queries run (real_prometheus.py)" \
     timeout 300 python3 "$here/real_prometheus.py" --lease-elector "${CARGO_TARGET_DIR:-$root/target}/debug/lease-elector"
 else
