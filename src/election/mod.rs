@@ -56,7 +56,7 @@ pub use api::{Handles, LeaderEvent, Leadership, Resigner, Status};
 use observe::Knowledge;
 use report::Report;
 pub use report::{Reporter, Verb};
-pub use settings::{ElectionConfig, InvalidElection, JITTER_FACTOR, Timings};
+pub use settings::{CLOCK_RATE_BOUND, ElectionConfig, InvalidElection, JITTER_FACTOR, Timings};
 
 /// One election candidate. Build it with [`Elector::new`], which also hands
 /// out its [`Handles`], then [`Elector::run`] it until a shutdown token is

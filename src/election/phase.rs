@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +48,19 @@ struct Term {
     work: WorkDone,
     /// When the last successful acquire or renew was sent.
     last_ok: Instant,
+    /// The term's validity, `last_ok` + [`Timings::validity`], shared with
+    /// its [`Leadership`].
+    ///
+    /// [`Timings::validity`]: super::Timings::validity
+    valid: watch::Sender<Instant>,
+}
+
+impl Term {
+    /// A renew sent at `sent` succeeded: the deadline and the validity move.
+    fn renewed(&mut self, sent: Instant, validity: Duration) {
+        self.last_ok = sent;
+        self.valid.send_replace(sent + validity);
+    }
 }
 
 /// Resolves once every [`Leadership`] of one or more terms has been dropped.
@@ -204,15 +217,19 @@ impl<B: LeaseBackend> Core<B> {
     fn start_term(&mut self, winding_down: WorkDone) -> Term {
         let token = CancellationToken::new();
         let (work_tx, work_rx) = mpsc::channel(1);
+        let last_ok = self.report.last_renew_at().unwrap_or_else(Instant::now);
+        let (valid, valid_rx) = watch::channel(last_ok + self.config.timings.validity());
         self.report.became_leader(Leadership {
             token: token.clone(),
             fencing_token: self.known.transitions(),
+            valid: valid_rx,
             _work: work_tx,
         });
         Term {
             token,
             work: WorkDone(vec![work_rx]).and(winding_down),
-            last_ok: self.report.last_renew_at().unwrap_or_else(Instant::now),
+            last_ok,
+            valid,
         }
     }
 
@@ -251,7 +268,7 @@ impl<B: LeaseBackend> Core<B> {
                     };
                     next_renew = Instant::now() + t.retry_period;
                     match renewal {
-                        Renewal::Renewed { sent } => { term.last_ok = sent; None }
+                        Renewal::Renewed { sent } => { term.renewed(sent, t.validity()); None }
                         Renewal::Failed => None,
                         Renewal::Taken { holder } => Some(TermEnd::Taken(holder)),
                         Renewal::Twin => Some(TermEnd::Twin),
