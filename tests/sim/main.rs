@@ -277,10 +277,10 @@ fn a_clock_rate_skew_beyond_the_bound_is_caught_as_two_leaders() {
 }
 
 /// Issue 10, defect 2: a paused (SIGSTOPped) lease-elector cannot stop its
-/// child, which runs on in its own process group past the next leader's
-/// takeover. Needs a watchdog that does not share the parent's fate.
+/// child, which runs on in its own process group; the watchdog, which is not
+/// paused with it, kills the child at the Leadership's validity instant,
+/// before the next leader's takeover. Every run is in run mode.
 #[test]
-#[ignore = "defect 2 of issue 10: a paused parent's child outlives the next leader's takeover"]
 fn a_paused_parents_child_is_stopped_before_the_next_leader_starts_one() {
     let profile = Profile {
         run_mode_share: 1.0,
@@ -292,13 +292,15 @@ fn a_paused_parents_child_is_stopped_before_the_next_leader_starts_one() {
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         return;
     }
-    let (summary, elapsed) = run_seeds(&profile, budget(), 20);
+    // A fifth of the budget: the CI profile pauses run-mode candidates too;
+    // before the fix 14 of the first 400 seeds of this profile failed.
+    let (summary, elapsed) = run_seeds(&profile, budget().div_ceil(5), 20);
     println!("{}", summary.line(elapsed));
     explain(
         &summary,
         &profile,
         "a_paused_parents_child_is_stopped_before_the_next_leader_starts_one",
-        "--ignored ",
+        "",
     );
     assert!(
         summary.failing.is_empty(),
