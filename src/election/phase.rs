@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 use super::api::Leadership;
 use super::report::Verb;
 use super::requests::{Acquisition, Core, Renewal};
-use super::settings::jittered;
 use crate::backend::{Change, ElectionEvent, LeaseBackend};
 
 /// What wakes a candidate besides its timers.
@@ -183,22 +182,25 @@ impl<B: LeaseBackend> Core<B> {
                     Ok(Acquisition::HeldUntil(expiry)) => expiry,
                     Err(e) => {
                         self.report.failure("acquire", &e);
-                        let t = Instant::now() + jittered(retry);
+                        let t = Instant::now() + self.jitter.jittered(retry);
                         backoff_until = Some(t);
                         t
                     }
                 },
             };
+            // Biased, for replays that are exact: shutdown first, then news
+            // (applied before an expiry timer acts on older knowledge).
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return self.leave(winding_down).await,
-                _ = sleep_until(wake_at) => {}
-                Some(_) = inbox.resign.recv() => {}
                 Some(change) = inbox.changes.recv() => {
                     if let Heard::LeaseState = self.apply(change) {
                         // News from the server means it is reachable again.
                         backoff_until = None;
                     }
                 }
+                Some(_) = inbox.resign.recv() => {}
+                _ = sleep_until(wake_at) => {}
             }
         }
     }
@@ -262,9 +264,11 @@ impl<B: LeaseBackend> Core<B> {
                     }
                 }
                 _ = sleep_until(next_renew) => {
+                    // The deadline first: a renew answered after it is too late.
                     let renewal = tokio::select! {
-                        r = self.renew() => r,
+                        biased;
                         _ = sleep_until(deadline) => Renewal::Failed,
+                        r = self.renew() => r,
                     };
                     next_renew = Instant::now() + t.retry_period;
                     match renewal {

@@ -7,10 +7,27 @@ use std::time::Duration;
 /// do not retry in lockstep. The leader's renew_deadline must leave room for it.
 pub const JITTER_FACTOR: f64 = 1.2;
 
-/// `d` stretched by a random factor in [1, [`JITTER_FACTOR`]), so candidates
-/// that failed together do not retry in lockstep.
-pub(super) fn jittered(d: Duration) -> Duration {
-    d.mul_f64(1.0 + rand::random::<f64>() * (JITTER_FACTOR - 1.0))
+/// Where an elector's retry jitter comes from: numbers uniform in [0, 1),
+/// `rand::random` unless a test injects a seeded stream.
+pub(super) struct Jitter(Box<dyn FnMut() -> f64 + Send + Sync>);
+
+impl Jitter {
+    /// The default: the thread's random number generator.
+    pub fn random() -> Self {
+        Jitter(Box::new(rand::random::<f64>))
+    }
+
+    /// Draws from `source`, which must give numbers in [0, 1).
+    pub fn from_fn(source: impl FnMut() -> f64 + Send + Sync + 'static) -> Self {
+        Jitter(Box::new(source))
+    }
+
+    /// `d` stretched by a random factor in [1, [`JITTER_FACTOR`]), so
+    /// candidates that failed together do not retry in lockstep.
+    pub fn jittered(&mut self, d: Duration) -> Duration {
+        let u = (self.0)().clamp(0.0, 1.0);
+        d.mul_f64(1.0 + u * (JITTER_FACTOR - 1.0))
+    }
 }
 
 /// The clock-rate bound the safety argument assumes: any two candidates'

@@ -191,6 +191,11 @@ fn spawn_candidate(server: &SimApiServer, ctx: Ctx) -> Candidate {
         .with_release_on_cancel(true);
     // No metrics: the unit reporter. The resigner is not used here.
     let (elector, handles) = Elector::new(server.client(ctx.who), config, Arc::new(()));
+    // The elector's retry jitter from the seed too: replays are exact.
+    let jitter_seed =
+        s.seed ^ 0x717e_0000_0000 ^ ((ctx.who as u64) << 24) ^ u64::from(ctx.incarnation);
+    let mut jitter = StdRng::seed_from_u64(jitter_seed);
+    let elector = elector.with_jitter_source(move || jitter.random::<f64>());
     let Handles { events, status, .. } = handles;
     let shutdown = CancellationToken::new();
     let gate = Gate::default();
@@ -321,6 +326,7 @@ fn start_child(ctx: &Ctx, term_delay: Duration) -> Child {
     let (t, k) = (term.clone(), kill.clone());
     tokio::spawn(async move {
         tokio::select! {
+            biased;
             _ = k.cancelled() => {}
             _ = async { t.cancelled().await; sleep(term_delay).await } => {}
         }
