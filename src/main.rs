@@ -48,10 +48,16 @@ enum Cmd {
     /// Three candidates over an in-memory Lease, no cluster needed: replays
     /// the release, crash and network-cut failovers with a timeline.
     Demo(DemoArgs),
+    /// Internal: the run mode's watchdog process (fed over stdin).
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Cmd::Watchdog) = cli.command {
+        lease_elector::supervise::watchdog::watchdog_main();
+    }
     let env: Vec<(String, String)> = std::env::vars().collect();
     let loaded = match config::load(cli.settings.file(), &env, cli.settings.values()) {
         Ok(l) => l,
@@ -74,6 +80,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Cmd::Demo(args)) => runtime.block_on(cli::demo::run(args, &loaded)),
+        Some(Cmd::Watchdog) => lease_elector::supervise::watchdog::watchdog_main(),
         Some(Cmd::Run { command }) => match config::validate_run(&loaded) {
             Ok(()) => runtime.block_on(cli::daemon::run(&loaded, Some(command))),
             Err(e) => return settings_error(e),

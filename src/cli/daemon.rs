@@ -59,6 +59,7 @@ pub async fn run(loaded: &Loaded, child: Option<Vec<String>>) -> anyhow::Result<
             child_tx,
             handles.resigner,
             shutdown.clone(),
+            start_watchdog(),
         ))
     });
 
@@ -70,6 +71,15 @@ pub async fn run(loaded: &Loaded, child: Option<Vec<String>>) -> anyhow::Result<
     server.stop().await;
     info!(code, "lease-elector stopped");
     Ok(code)
+}
+
+/// The watchdog that kills the child when lease-elector itself is stalled;
+/// without it only the in-process escalation is left, so say so loudly.
+fn start_watchdog() -> supervise::Watchdog {
+    supervise::Watchdog::start().unwrap_or_else(|e| {
+        error!(error = %e, "cannot start the watchdog process (/proc/self/exe); a stopped lease-elector could not stop its child in time");
+        supervise::Watchdog::none()
+    })
 }
 
 fn announce(settings: &Settings) {

@@ -13,27 +13,65 @@ use tokio_util::sync::CancellationToken;
 /// `token` is cancelled the moment this candidate stops acting as leader, which
 /// happens before any other candidate can take the Lease. Drop the value once
 /// the leader's work has really stopped: a release on shutdown waits for it.
+///
+/// A token is only checked when someone polls it, and it is cancelled only
+/// when the elector's task runs: a process that is stalled (stopped, swapping,
+/// blocked on a write) cannot cancel it in time. Check [`valid_until`] before
+/// acting: past that instant another candidate may lead.
+///
+/// [`valid_until`]: Leadership::valid_until
 #[derive(Debug)]
 pub struct Leadership {
     /// Cancelled when leadership ends (deadline missed, Lease taken, shutdown).
     pub token: CancellationToken,
     /// The Lease's leaseTransitions at acquisition; grows with every new holder.
     pub fencing_token: i32,
+    pub(super) valid: watch::Receiver<Instant>,
     pub(super) _work: mpsc::Sender<()>,
 }
 
 impl Leadership {
     /// A leadership not tied to any elector: nothing waits for it to be
-    /// dropped. For tests and for driving a supervisor by hand.
+    /// dropped, and it stays valid until its token is cancelled. For tests
+    /// and for driving a supervisor by hand.
     pub fn detached(token: CancellationToken, fencing_token: i32) -> Self {
+        let (_, valid) = watch::channel(Instant::now() + FOREVER);
+        Self::detached_until(token, fencing_token, valid)
+    }
+
+    /// A detached leadership whose validity follows `valid` (tests).
+    pub fn detached_until(
+        token: CancellationToken,
+        fencing_token: i32,
+        valid: watch::Receiver<Instant>,
+    ) -> Self {
         let (work, _) = mpsc::channel(1);
         Leadership {
             token,
             fencing_token,
+            valid,
             _work: work,
         }
     }
+
+    /// The instant (on this process's monotonic clock) until which no other
+    /// candidate can have taken the Lease: the send instant of the last
+    /// successful renew plus lease_duration, minus the clock-rate margin
+    /// ([`Timings::validity`](super::Timings::validity)). It moves forward
+    /// with every successful renew and never past it once leadership ended.
+    pub fn valid_until(&self) -> Instant {
+        *self.valid.borrow()
+    }
+
+    /// A live view of [`valid_until`](Leadership::valid_until), to wait on
+    /// its changes (the supervisor and its watchdog follow it).
+    pub fn validity(&self) -> watch::Receiver<Instant> {
+        self.valid.clone()
+    }
 }
+
+/// Far enough in the future to mean "no limit" and still add to an Instant.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Notifications from an [`Elector`](super::Elector), in order.
 #[derive(Debug)]

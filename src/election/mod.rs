@@ -63,7 +63,7 @@ pub use builder::ElectionBuilder;
 use observe::Knowledge;
 use report::Report;
 pub use report::{Reporter, Verb};
-pub use settings::{ElectionConfig, InvalidElection, JITTER_FACTOR, Timings};
+pub use settings::{CLOCK_RATE_BOUND, ElectionConfig, InvalidElection, JITTER_FACTOR, Timings};
 pub use stream::{LeaderChange, leader_changes};
 
 /// One election candidate. Build it with [`Elector::new`], which also hands
@@ -104,8 +104,20 @@ impl<B: LeaseBackend> Elector<B> {
             config,
             known,
             report,
+            jitter: settings::Jitter::random(),
         };
         (Elector { core, resign }, handles)
+    }
+
+    /// Draws the retry jitter from `source` (numbers in [0, 1)) instead of
+    /// `rand::random`: for simulations that replay a seed exactly.
+    #[doc(hidden)]
+    pub fn with_jitter_source(
+        mut self,
+        source: impl FnMut() -> f64 + Send + Sync + 'static,
+    ) -> Self {
+        self.core.jitter = settings::Jitter::from_fn(source);
+        self
     }
 
     /// Runs the election until `shutdown` is cancelled; then, if leading, stops

@@ -13,6 +13,10 @@ use super::record::{self, Observation};
 /// whose answers may still be on their way.
 const OWN_WRITES_KEPT: usize = 16;
 
+/// How many resourceVersions seen recently are remembered, to recognise
+/// stale watch news when versions are not integers.
+const VERSIONS_KEPT: usize = 16;
+
 /// The last observation, the holder last reported to the outside, and which
 /// records this process wrote itself.
 #[derive(Debug, Default)]
@@ -24,6 +28,8 @@ pub(super) struct Knowledge {
     /// the way does not make our own record look foreign). Every write sets
     /// a fresh renewTime with microsecond precision, so a twin's differ.
     own_renew_times: VecDeque<MicroTime>,
+    /// resourceVersions of the newest records seen (from any source).
+    recent_versions: VecDeque<String>,
 }
 
 /// What one observation changed, for the reporting side.
@@ -88,20 +94,42 @@ impl Knowledge {
     }
 
     /// Whether watch news at `version` is older than what we hold already
-    /// (an event queued before our own write's answer arrived).
+    /// (an event queued before our own write's answer arrived, or a copy).
+    ///
+    /// Integer versions (etcd's) are ordered. Opaque ones are not: news is
+    /// then stale when its version is one we saw recently, from the watch,
+    /// a read or a write's answer. (An older version we never saw cannot be
+    /// told from a newer one; taking it as new only restarts a follower's
+    /// expiry clock, which delays a takeover, and a leader's next renew
+    /// settles who holds the Lease.) News without a version counts as new.
     pub fn is_stale(&self, version: Option<&str>) -> bool {
         let current = self
             .latest
             .as_ref()
             .and_then(|o| o.lease.as_ref())
             .and_then(|l| l.metadata.resource_version.as_deref());
-        current.is_some() && !record::is_newer(version, current)
+        let (Some(version), Some(_)) = (version, current) else {
+            return false;
+        };
+        match record::version_order(Some(version), current) {
+            Some(order) => order.is_le(),
+            None => self.recent_versions.iter().any(|v| v == version),
+        }
     }
 
     /// Records what the server holds at `now` (`None`: no Lease); restarts the
     /// expiry clock only when the record itself changed.
     pub fn observe(&mut self, lease: Option<Lease>, now: Instant) -> Seen {
         let had_record = self.latest.as_ref().is_some_and(|o| o.spec.is_some());
+        if let Some(v) = lease
+            .as_ref()
+            .and_then(|l| l.metadata.resource_version.clone())
+        {
+            if self.recent_versions.len() == VERSIONS_KEPT {
+                self.recent_versions.pop_front();
+            }
+            self.recent_versions.push_back(v);
+        }
         let obs = next_observation(self.latest.take(), lease, now);
         let changed = obs.seen_at == now;
         let names_us = record::holder(obs.spec.as_ref()) == self.me;
@@ -155,5 +183,43 @@ fn next_observation(
             spec: None,
             seen_at: now,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+    use tokio::time::Instant;
+
+    use super::Knowledge;
+
+    fn lease(version: &str, holder: &str) -> Lease {
+        let mut l = Lease::default();
+        l.metadata.resource_version = Some(version.into());
+        l.spec = Some(LeaseSpec {
+            holder_identity: Some(holder.into()),
+            ..LeaseSpec::default()
+        });
+        l
+    }
+
+    #[test]
+    fn stale_watch_news_with_opaque_versions_is_recognised_by_a_version_seen_before() {
+        let mut k = Knowledge::new("me");
+        k.observe(Some(lease("rv-b", "a")), Instant::now());
+        k.observe(Some(lease("rv-a", "b")), Instant::now());
+        assert!(k.is_stale(Some("rv-b")), "a copy of the previous state");
+        assert!(k.is_stale(Some("rv-a")), "the current state again");
+        assert!(!k.is_stale(Some("rv-c")), "a version never seen is news");
+        assert!(!k.is_stale(None), "news without a version is news");
+    }
+
+    #[test]
+    fn integer_versions_are_ordered() {
+        let mut k = Knowledge::new("me");
+        k.observe(Some(lease("10", "a")), Instant::now());
+        assert!(k.is_stale(Some("9")), "older, never seen");
+        assert!(k.is_stale(Some("10")));
+        assert!(!k.is_stale(Some("11")));
     }
 }

@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::api::Leadership;
 use super::report::Verb;
 use super::requests::{Acquisition, Core, Renewal};
-use super::settings::jittered;
 use crate::backend::{Change, ElectionEvent, LeaseBackend};
 
 /// What wakes a candidate besides its timers.
@@ -48,6 +47,19 @@ struct Term {
     work: WorkDone,
     /// When the last successful acquire or renew was sent.
     last_ok: Instant,
+    /// The term's validity, `last_ok` + [`Timings::validity`], shared with
+    /// its [`Leadership`].
+    ///
+    /// [`Timings::validity`]: super::Timings::validity
+    valid: watch::Sender<Instant>,
+}
+
+impl Term {
+    /// A renew sent at `sent` succeeded: the deadline and the validity move.
+    fn renewed(&mut self, sent: Instant, validity: Duration) {
+        self.last_ok = sent;
+        self.valid.send_replace(sent + validity);
+    }
 }
 
 /// Resolves once every [`Leadership`] of one or more terms has been dropped.
@@ -170,22 +182,25 @@ impl<B: LeaseBackend> Core<B> {
                     Ok(Acquisition::HeldUntil(expiry)) => expiry,
                     Err(e) => {
                         self.report.failure("acquire", &e);
-                        let t = Instant::now() + jittered(retry);
+                        let t = Instant::now() + self.jitter.jittered(retry);
                         backoff_until = Some(t);
                         t
                     }
                 },
             };
+            // Biased, for replays that are exact: shutdown first, then news
+            // (applied before an expiry timer acts on older knowledge).
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return self.leave(winding_down).await,
-                _ = sleep_until(wake_at) => {}
-                Some(_) = inbox.resign.recv() => {}
                 Some(change) = inbox.changes.recv() => {
                     if let Heard::LeaseState = self.apply(change) {
                         // News from the server means it is reachable again.
                         backoff_until = None;
                     }
                 }
+                Some(_) = inbox.resign.recv() => {}
+                _ = sleep_until(wake_at) => {}
             }
         }
     }
@@ -204,15 +219,19 @@ impl<B: LeaseBackend> Core<B> {
     fn start_term(&mut self, winding_down: WorkDone) -> Term {
         let token = CancellationToken::new();
         let (work_tx, work_rx) = mpsc::channel(1);
+        let last_ok = self.report.last_renew_at().unwrap_or_else(Instant::now);
+        let (valid, valid_rx) = watch::channel(last_ok + self.config.timings.validity());
         self.report.became_leader(Leadership {
             token: token.clone(),
             fencing_token: self.known.transitions(),
+            valid: valid_rx,
             _work: work_tx,
         });
         Term {
             token,
             work: WorkDone(vec![work_rx]).and(winding_down),
-            last_ok: self.report.last_renew_at().unwrap_or_else(Instant::now),
+            last_ok,
+            valid,
         }
     }
 
@@ -245,13 +264,15 @@ impl<B: LeaseBackend> Core<B> {
                     }
                 }
                 _ = sleep_until(next_renew) => {
+                    // The deadline first: a renew answered after it is too late.
                     let renewal = tokio::select! {
-                        r = self.renew() => r,
+                        biased;
                         _ = sleep_until(deadline) => Renewal::Failed,
+                        r = self.renew() => r,
                     };
                     next_renew = Instant::now() + t.retry_period;
                     match renewal {
-                        Renewal::Renewed { sent } => { term.last_ok = sent; None }
+                        Renewal::Renewed { sent } => { term.renewed(sent, t.validity()); None }
                         Renewal::Failed => None,
                         Renewal::Taken { holder } => Some(TermEnd::Taken(holder)),
                         Renewal::Twin => Some(TermEnd::Twin),

@@ -142,17 +142,18 @@ pub fn released(previous: &LeaseSpec) -> LeaseSpec {
     }
 }
 
-/// Whether resourceVersion `candidate` is newer than `current`. They are
-/// opaque, but etcd-backed ones are integers; when both parse, an older watch
-/// event can be told from a newer one. Otherwise anything different counts as
-/// new, and so does news without a version.
-pub fn is_newer(candidate: Option<&str>, current: Option<&str>) -> bool {
-    match (candidate, current) {
-        (Some(a), Some(b)) => match (a.parse::<u64>(), b.parse::<u64>()) {
-            (Ok(a), Ok(b)) => a > b,
-            _ => a != b,
-        },
-        _ => true,
+/// How resourceVersion `a` compares with `b`, when that can be known. They
+/// are opaque strings; etcd-backed ones are integers, and only when both
+/// parse as integers is an order trusted. `None`: unknown (a missing or
+/// non-integer version); equal strings are always `Equal`.
+pub fn version_order(a: Option<&str>, b: Option<&str>) -> Option<std::cmp::Ordering> {
+    let (a, b) = (a?, b?);
+    if a == b {
+        return Some(std::cmp::Ordering::Equal);
+    }
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(a), Ok(b)) => Some(a.cmp(&b)),
+        _ => None,
     }
 }
 

@@ -11,7 +11,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::observe::Knowledge;
 use super::record::{self, Observation, Verdict};
 use super::report::{Report, Verb};
-use super::settings::ElectionConfig;
+use super::settings::{ElectionConfig, Jitter};
 use crate::backend::{BackendError, LeaseBackend};
 
 /// The elector's state, besides its phase.
@@ -20,6 +20,7 @@ pub(super) struct Core<B> {
     pub config: ElectionConfig,
     pub known: Knowledge,
     pub report: Report<B>,
+    pub jitter: Jitter,
 }
 
 /// How an attempt to take the Lease ended (failures are `Err`).

@@ -7,11 +7,32 @@ use std::time::Duration;
 /// do not retry in lockstep. The leader's renew_deadline must leave room for it.
 pub const JITTER_FACTOR: f64 = 1.2;
 
-/// `d` stretched by a random factor in [1, [`JITTER_FACTOR`]), so candidates
-/// that failed together do not retry in lockstep.
-pub(super) fn jittered(d: Duration) -> Duration {
-    d.mul_f64(1.0 + rand::random::<f64>() * (JITTER_FACTOR - 1.0))
+/// Where an elector's retry jitter comes from: numbers uniform in [0, 1),
+/// `rand::random` unless a test injects a seeded stream.
+pub(super) struct Jitter(Box<dyn FnMut() -> f64 + Send + Sync>);
+
+impl Jitter {
+    /// The default: the thread's random number generator.
+    pub fn random() -> Self {
+        Jitter(Box::new(rand::random::<f64>))
+    }
+
+    /// Draws from `source`, which must give numbers in [0, 1).
+    pub fn from_fn(source: impl FnMut() -> f64 + Send + Sync + 'static) -> Self {
+        Jitter(Box::new(source))
+    }
+
+    /// `d` stretched by a random factor in [1, [`JITTER_FACTOR`]), so
+    /// candidates that failed together do not retry in lockstep.
+    pub fn jittered(&mut self, d: Duration) -> Duration {
+        let u = (self.0)().clamp(0.0, 1.0);
+        d.mul_f64(1.0 + u * (JITTER_FACTOR - 1.0))
+    }
 }
+
+/// The clock-rate bound the safety argument assumes: any two candidates'
+/// monotonic clocks run at rates within 1 ± this of true time.
+pub const CLOCK_RATE_BOUND: f64 = 0.05;
 
 /// The timing of an election, validated as client-go validates it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +52,21 @@ impl Timings {
         renew_deadline: Duration::from_secs(10),
         retry_period: Duration::from_secs(2),
     };
+
+    /// How long after sending a successful renew this leader's term is
+    /// certainly its own: lease_duration minus a margin of 2 ×
+    /// [`CLOCK_RATE_BOUND`] × lease_duration (10 %).
+    ///
+    /// A follower that saw the renew waits lease_duration on its clock, at
+    /// least lease_duration / 1.05 of true time after the renew was sent; this
+    /// leader's validity, measured on a clock as slow as 0.95, lasts at most
+    /// 0.9 × lease_duration / 0.95 ≈ 0.947 × lease_duration of true time, so
+    /// about 0.005 × lease_duration (75 ms of the default 15 s) is left for
+    /// the kill to land. Renews carry no jitter (only retries after errors),
+    /// so there is none to subtract.
+    pub fn validity(&self) -> Duration {
+        self.lease_duration.mul_f64(1.0 - 2.0 * CLOCK_RATE_BOUND)
+    }
 
     /// The bound on one API request: max(1s, renew_deadline / 2), as client-go.
     pub fn request_timeout(&self) -> Duration {

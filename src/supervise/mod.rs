@@ -9,6 +9,15 @@
 //!
 //! The child runs in its own process group with a parent-death signal, so it
 //! does not outlive a lease-elector that is killed outright.
+//!
+//! A cancellation can come late: the token is cancelled when the elector's
+//! task runs, and a stalled lease-elector (SIGSTOP of it alone, ptrace,
+//! memory pressure, a blocked log write) runs it late or not at all. So the
+//! child's group is SIGKILLed by the leadership's validity instant
+//! ([`Leadership::valid_until`]) whatever happens: the grace period ends at
+//! min(cancellation + grace_period, valid_until), at once when that has
+//! passed, and a [`watchdog`] process that a stop of lease-elector does not
+//! stop kills it at that instant too. Kill first, log after.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -18,7 +27,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
+use tokio::time::{Instant, sleep_until, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -27,8 +36,10 @@ use crate::metrics::Metrics;
 
 pub mod reaper;
 mod settings;
+pub mod watchdog;
 
 pub use settings::{OnChildExit, RunSettings, StopSignal, parse_signal};
+pub use watchdog::Watchdog;
 
 /// Restart backoff never grows beyond this.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -110,6 +121,7 @@ pub async fn supervise(
     status: watch::Sender<ChildStatus>,
     resigner: Resigner,
     shutdown: CancellationToken,
+    watchdog: Watchdog,
 ) -> Option<i32> {
     let mut backoff = spec.run.restart_backoff;
     while let Some(event) = events.recv().await {
@@ -119,7 +131,7 @@ pub async fn supervise(
         if leadership.token.is_cancelled() {
             continue;
         }
-        let end = run_child(&spec, &leadership, &metrics, &status).await;
+        let end = run_child(&spec, &leadership, &metrics, &status, &watchdog).await;
         // Dropping the leadership tells the elector the workload is gone,
         // which a release waits for.
         drop(leadership);
@@ -164,6 +176,7 @@ pub async fn run_child(
     leadership: &Leadership,
     metrics: &Metrics,
     status: &watch::Sender<ChildStatus>,
+    watchdog: &Watchdog,
 ) -> ChildEnd {
     let mut child = match spawn(spec, leadership) {
         Ok(c) => c,
@@ -180,24 +193,50 @@ pub async fn run_child(
         s.starts += 1;
         s.fencing_token = Some(leadership.fencing_token);
     });
-
-    let end = tokio::select! {
-        st = child.wait() => match st {
-            Ok(st) => ChildEnd::Exited(st, started.elapsed()),
-            Err(e) => ChildEnd::SpawnFailed(e),
-        },
-        _ = leadership.token.cancelled() => {
-            status.send_modify(|s| s.state = "stopping");
-            ChildEnd::Stopped(stop(&mut child, &spec.run).await)
-        }
-    };
+    let end = keep(&mut child, spec, leadership, status, watchdog, started).await;
     // Whatever the child left behind in its group goes too: no workload may
     // outlive leadership.
     if let Some(pid) = pid {
         kill_group(pid, libc::SIGKILL);
     }
+    watchdog.disarm();
     ended(pid, &end, metrics, status);
     end
+}
+
+/// Keeps the child until it exits, leadership ends, or the leadership's
+/// validity passes (then SIGKILL at once, whether cancelled or not).
+async fn keep(
+    child: &mut Child,
+    spec: &ChildSpec,
+    leadership: &Leadership,
+    status: &watch::Sender<ChildStatus>,
+    watchdog: &Watchdog,
+    started: Instant,
+) -> ChildEnd {
+    let mut validity = leadership.validity();
+    loop {
+        let valid_until = *validity.borrow_and_update();
+        if let Some(pid) = child.id() {
+            watchdog.arm(pid, valid_until);
+        }
+        tokio::select! {
+            biased;
+            _ = sleep_until(valid_until) => {
+                status.send_modify(|s| s.state = "stopping");
+                return ChildEnd::Stopped(kill_now(child, "the leadership's validity has passed").await);
+            }
+            _ = leadership.token.cancelled() => {
+                status.send_modify(|s| s.state = "stopping");
+                return ChildEnd::Stopped(stop(child, &spec.run, valid_until).await);
+            }
+            st = child.wait() => return match st {
+                Ok(st) => ChildEnd::Exited(st, started.elapsed()),
+                Err(e) => ChildEnd::SpawnFailed(e),
+            },
+            Ok(()) = validity.changed() => {}
+        }
+    }
 }
 
 /// The child in its own process group, with the leadership's fencing token.
@@ -236,26 +275,40 @@ fn ended(pid: Option<u32>, end: &ChildEnd, metrics: &Metrics, status: &watch::Se
     });
 }
 
-/// Stop signal to the group, SIGKILL after the grace period.
-async fn stop(child: &mut Child, run: &RunSettings) -> ExitStatus {
+/// Stop signal to the group, SIGKILL after the grace period or at
+/// `valid_until`, whichever comes first (at once when it has passed).
+async fn stop(child: &mut Child, run: &RunSettings, valid_until: Instant) -> ExitStatus {
+    let grace_end = (Instant::now() + run.grace_period).min(valid_until);
+    if grace_end <= Instant::now() {
+        return kill_now(child, "leadership ended after its validity had passed").await;
+    }
     let signal = run.stop_signal.number();
     if let Some(pid) = child.id() {
-        info!(pid, signal = %run.stop_signal, "leadership ended; stopping the child");
         kill_group(pid, signal);
+        info!(pid, signal = %run.stop_signal, "leadership ended; stopping the child");
     }
-    match tokio::time::timeout(run.grace_period, child.wait()).await {
+    match timeout_at(grace_end, child.wait()).await {
         Ok(Ok(st)) => st,
         _ => {
-            if let Some(pid) = child.id() {
-                warn!(pid, grace = ?run.grace_period, "child still running after the grace period; killing it");
-                kill_group(pid, libc::SIGKILL);
-            }
-            child
-                .wait()
-                .await
-                .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL))
+            kill_now(
+                child,
+                "child still running at the end of the grace period or the leadership's validity",
+            )
+            .await
         }
     }
+}
+
+/// SIGKILL to the child's group, then the log line, then its exit status.
+async fn kill_now(child: &mut Child, why: &str) -> ExitStatus {
+    if let Some(pid) = child.id() {
+        kill_group(pid, libc::SIGKILL);
+        warn!(pid, "{why}; killed the child");
+    }
+    child
+        .wait()
+        .await
+        .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL))
 }
 
 /// Asks the kernel to SIGKILL the child when this process dies, so the

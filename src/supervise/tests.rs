@@ -1,5 +1,6 @@
 //! The child's life cycle against real processes (small shell scripts).
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,7 @@ async fn the_child_gets_identity_and_fencing_token_in_its_environment() {
         &lead,
         &metrics,
         &status,
+        &Watchdog::none(),
     )
     .await;
     assert!(
@@ -94,7 +96,10 @@ async fn losing_leadership_sends_the_stop_signal_and_a_cooperative_child_exits()
     let token = CancellationToken::new();
     let lead = Leadership::detached(token.clone(), 1);
     let s = spec(&script, Duration::from_secs(5));
-    let child = tokio::spawn(async move { run_child(&s, &lead, &metrics, &status).await });
+    let child =
+        tokio::spawn(
+            async move { run_child(&s, &lead, &metrics, &status, &Watchdog::none()).await },
+        );
     wait_for_file(&ready).await;
     let t0 = Instant::now();
     token.cancel();
@@ -124,7 +129,8 @@ async fn a_child_ignoring_the_stop_signal_is_killed_after_the_grace_period() {
     let grace = Duration::from_millis(500);
     let s = spec(&script, grace);
     let m = metrics.clone();
-    let child = tokio::spawn(async move { run_child(&s, &lead, &m, &status).await });
+    let child =
+        tokio::spawn(async move { run_child(&s, &lead, &m, &status, &Watchdog::none()).await });
     wait_for_file(&ready).await;
     let t0 = Instant::now();
     token.cancel();
@@ -150,7 +156,10 @@ async fn processes_the_child_started_are_stopped_with_it() {
     let token = CancellationToken::new();
     let lead = Leadership::detached(token.clone(), 1);
     let s = spec(&script, Duration::from_millis(500));
-    let child = tokio::spawn(async move { run_child(&s, &lead, &metrics, &status).await });
+    let child =
+        tokio::spawn(
+            async move { run_child(&s, &lead, &metrics, &status, &Watchdog::none()).await },
+        );
     let pid: i32 = wait_for_file(&pidfile).await.trim().parse().unwrap();
     assert!(alive(pid));
     token.cancel();
@@ -169,7 +178,7 @@ async fn a_missing_program_is_reported_not_panicked() {
     let lead = Leadership::detached(CancellationToken::new(), 1);
     let mut s = spec("", Duration::from_secs(1));
     s.command = vec!["/nonexistent/program".into()];
-    let end = run_child(&s, &lead, &metrics, &status).await;
+    let end = run_child(&s, &lead, &metrics, &status, &Watchdog::none()).await;
     assert!(matches!(end, ChildEnd::SpawnFailed(_)), "{end:?}");
 }
 
@@ -210,6 +219,7 @@ async fn fencing_tokens_grow_across_acquisitions() {
         watch::Sender::new(ChildStatus::default()),
         handles.resigner,
         shutdown.clone(),
+        Watchdog::none(),
     ));
     let run = tokio::spawn(elector.run(shutdown.clone()));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -248,6 +258,7 @@ async fn with_on_child_exit_exit_the_childs_code_ends_the_election_and_the_lease
         watch::Sender::new(ChildStatus::default()),
         handles.resigner,
         shutdown.clone(),
+        Watchdog::none(),
     ));
     let run = tokio::spawn(elector.run(shutdown.clone()));
     let code = tokio::time::timeout(Duration::from_secs(20), sup)
@@ -315,6 +326,7 @@ fn as_pid_1_inner() {
             &lead,
             &metrics,
             &status,
+            &Watchdog::none(),
         )
         .await;
         assert!(
@@ -345,4 +357,227 @@ fn a_child_that_cannot_start_is_explained_in_words_a_user_can_act_on() {
     let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
     assert!(spawn_failure_hint(&["x".into()], &denied).contains("not executable"));
     assert!(spawn_failure_hint(&[], &missing).contains("empty"));
+}
+
+/// Waits on the real clock for a file the child writes, letting the other
+/// tasks run but keeping tokio's paused clock still (a task stays ready).
+async fn wait_for_file_paused(path: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(path).is_ok_and(|s| s.ends_with('\n')) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never written",
+            path.display()
+        );
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A child that ignores the stop signal and notes it in `ready`.
+fn stubborn(ready: &Path) -> String {
+    format!(
+        "trap 'echo term >> {r}' TERM; echo up > {r}; while :; do sleep 0.05; done",
+        r = ready.display()
+    )
+}
+
+/// Runs a stubborn child under `lead` (grace period 100 s) on the paused
+/// clock; returns how it ended, how long after `t0` (paused time), and
+/// whether it got the stop signal.
+async fn run_stubborn(
+    lead: Leadership,
+    cancel_at_start: Option<&CancellationToken>,
+    wait_until_up: bool,
+) -> (ChildEnd, Duration, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let (metrics, status) = harness();
+    let s = spec(&stubborn(&ready), Duration::from_secs(100));
+    let t0 = Instant::now();
+    let child =
+        tokio::spawn(
+            async move { run_child(&s, &lead, &metrics, &status, &Watchdog::none()).await },
+        );
+    if wait_until_up {
+        wait_for_file_paused(&ready).await;
+    }
+    if let Some(token) = cancel_at_start {
+        token.cancel();
+    }
+    let end = child.await.unwrap();
+    let took = t0.elapsed();
+    std::thread::sleep(Duration::from_millis(100));
+    let termed = std::fs::read_to_string(&ready)
+        .unwrap_or_default()
+        .contains("term");
+    (end, took, termed)
+}
+
+fn killed(end: &ChildEnd) -> bool {
+    matches!(end, ChildEnd::Stopped(st) if st.signal() == Some(libc::SIGKILL))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_grace_period_ends_at_the_leaderships_validity_when_that_comes_first() {
+    let token = CancellationToken::new();
+    let (_valid_tx, valid) = watch::channel(Instant::now() + Duration::from_secs(2));
+    let lead = Leadership::detached_until(token.clone(), 1, valid);
+    // (Whether the shell ran its trap before the SIGKILL is up to the
+    // scheduler: 2 s of paused time pass at once.)
+    let (end, took, _) = run_stubborn(lead, Some(&token), true).await;
+    assert!(killed(&end), "{end:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+        "killed {took:?} after the start, not at the validity instant (2 s)"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_child_is_killed_at_the_validity_instant_even_if_the_token_is_never_cancelled() {
+    let (_valid_tx, valid) = watch::channel(Instant::now() + Duration::from_secs(2));
+    let lead = Leadership::detached_until(CancellationToken::new(), 1, valid);
+    let (end, took, termed) = run_stubborn(lead, None, true).await;
+    assert!(killed(&end), "{end:?}");
+    assert!(!termed, "SIGKILL without a stop signal first: {end:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+        "killed after {took:?}, not at the validity instant (2 s)"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancellation_after_the_validity_has_passed_kills_at_once_without_a_stop_signal() {
+    let token = CancellationToken::new();
+    // Valid until the very start: passed by the time the child runs.
+    let (_valid_tx, valid) = watch::channel(Instant::now());
+    let lead = Leadership::detached_until(token.clone(), 1, valid);
+    let (end, took, termed) = run_stubborn(lead, Some(&token), false).await;
+    assert!(killed(&end), "{end:?}");
+    assert!(!termed, "no stop signal, no grace: {end:?}");
+    assert!(took < Duration::from_secs(1), "killed after {took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_renew_moves_the_kill_instant_forward() {
+    let (valid_tx, valid) = watch::channel(Instant::now() + Duration::from_secs(2));
+    let lead = Leadership::detached_until(CancellationToken::new(), 1, valid);
+    // The sender stays alive in the finished task's output, as a renewing
+    // elector holds it, and no other timer is left: reaping the killed
+    // child lets the paused clock jump to the next timer.
+    let renewer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        valid_tx.send_replace(Instant::now() + Duration::from_secs(4));
+        valid_tx
+    });
+    let (end, took, _) = run_stubborn(lead, None, true).await;
+    drop(renewer);
+    assert!(killed(&end), "{end:?}");
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(6),
+        "killed after {took:?}, not at the renewed validity (5 s)"
+    );
+}
+
+#[tokio::test]
+async fn an_electors_leadership_is_valid_until_its_last_renew_was_sent_plus_the_validity() {
+    let store = MemoryLease::new("t", "default");
+    let timings = Timings {
+        lease_duration: Duration::from_secs(6),
+        renew_deadline: Duration::from_secs(3),
+        retry_period: Duration::from_secs(1),
+    };
+    let config = ElectionConfig::new("t", "default", "me").with_timings(timings);
+    let (elector, mut handles) = Elector::new(store.client(), config, Arc::new(()));
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(elector.run(shutdown.clone()));
+    let lead = loop {
+        if let Some(LeaderEvent::StartedLeading(l)) = handles.events.recv().await {
+            break l;
+        }
+    };
+    let first = lead.valid_until();
+    let sent = handles.status.borrow().last_renew_at.unwrap();
+    assert_eq!(first, sent + timings.validity());
+    let mut validity = lead.validity();
+    validity.changed().await.unwrap();
+    let sent = handles.status.borrow().last_renew_at.unwrap();
+    assert!(lead.valid_until() > first, "a renew moves it forward");
+    assert_eq!(lead.valid_until(), sent + timings.validity());
+    shutdown.cancel();
+    drop(lead);
+    run.await.unwrap();
+}
+
+/// Set in the copy of this test binary that runs as the watchdog.
+const AS_WATCHDOG: &str = "LEASE_ELECTOR_TEST_AS_WATCHDOG";
+
+/// Entry point of the copy that plays the watchdog process.
+#[test]
+fn watchdog_process_entry() {
+    if std::env::var_os(AS_WATCHDOG).is_some() {
+        watchdog::watchdog_main();
+    }
+}
+
+fn start_test_watchdog() -> Watchdog {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "supervise::tests::watchdog_process_entry"])
+        .arg("--nocapture")
+        .env(AS_WATCHDOG, "1");
+    Watchdog::start_with(cmd).expect("the watchdog starts")
+}
+
+/// The watchdog process kills a group whose deadline passed, while this
+/// process does nothing about it (as if stopped).
+#[test]
+fn the_watchdog_process_kills_the_armed_group_when_its_deadline_passes() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let wd = start_test_watchdog();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    rt.block_on(async { wd.arm(child.id(), Instant::now() + Duration::from_millis(300)) });
+    let st = child.wait().unwrap();
+    let took = t0.elapsed();
+    assert_eq!(st.signal(), Some(libc::SIGKILL), "{st:?}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn the_watchdog_kills_at_once_when_its_pipe_closes_and_not_when_disarmed() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let spawn = || {
+        std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    };
+    let (mut spared, mut doomed) = (spawn(), spawn());
+    let wd = start_test_watchdog();
+    let far = rt.block_on(async { Instant::now() + Duration::from_secs(60) });
+    wd.arm(spared.id(), far);
+    wd.disarm();
+    wd.arm(doomed.id(), far);
+    let t0 = std::time::Instant::now();
+    drop(wd);
+    let st = doomed.wait().unwrap();
+    assert_eq!(st.signal(), Some(libc::SIGKILL), "{st:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(spared.try_wait().unwrap().is_none(), "disarmed: spared");
+    spared.kill().unwrap();
+    spared.wait().unwrap();
 }

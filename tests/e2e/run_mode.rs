@@ -305,3 +305,95 @@ fn run_mode_children_never_overlap() {
     sc.finish();
     drop(proxies);
 }
+
+/// Issue 10, defect 2: a leader's lease-elector is stopped (SIGSTOP of it
+/// alone; its child runs on in its own process group). It cannot stop its
+/// child, so the watchdog process kills the child's group by the
+/// leadership's validity instant (last renew sent + 0.9 × lease_duration),
+/// before the other candidate may take over and start its own.
+#[test]
+fn a_stopped_supervisors_child_is_killed_before_the_next_leader_starts_one() {
+    let Some(fx) = shared_fixture() else { return };
+    let lease = "e2e-run-stop";
+    let mut sc = Scenario::new("run-stopped-supervisor", &fx);
+    let file = sc.dir.join("children.log");
+    std::fs::write(&file, "").unwrap();
+    let mut ids = Vec::new();
+    for name in ["stop-a", "stop-b"] {
+        let mut spec = DaemonSpec::new(name, lease, &fx.admin_kubeconfig);
+        spec.run = Some(vec!["sh".into(), "-c".into(), CHILD.into()]);
+        spec.extra_args = vec!["--grace-period".into(), "2s".into()];
+        spec.env = vec![("E2E_RUN_FILE".into(), file.display().to_string())];
+        ids.push(sc.spawn(spec));
+    }
+    let l1 = sc.wait_single_leader(lease, SECS(30));
+    let pid1 = sc.wait("the first leader's child runs", SECS(10), || {
+        let c = sc.d(l1).leader()?.child?;
+        (c.state == "running").then_some(c.pid?)
+    });
+    sc.wait("the child's lines", SECS(5), || {
+        intervals(&file)
+            .iter()
+            .find(|iv| iv.pid == pid1 && iv.lines > 2)
+            .cloned()
+    });
+
+    let t_stop = sc.sigstop(l1);
+    // A renew already on its way may still land: read the record after it.
+    std::thread::sleep(Duration::from_millis(500));
+    let renewed = LeaseFields(&sc.kubectl.lease(lease).expect("lease"))
+        .renew_time()
+        .expect("renewTime");
+    let l2 = ids[1 - l1];
+    sc.wait_single_leader_among(&[l2], SECS(20));
+    let pid2 = sc.wait("the second leader's child runs", SECS(10), || {
+        let c = sc.d(l2).leader()?.child?;
+        (c.state == "running").then_some(c.pid?)
+    });
+    sc.wait("the stopped leader's child is gone", SECS(1), || {
+        (!process_running(pid1)).then_some(())
+    });
+    sc.wait("the second child's lines", SECS(5), || {
+        intervals(&file)
+            .iter()
+            .find(|iv| iv.pid == pid2 && iv.started)
+            .cloned()
+    });
+    let ivs = intervals(&file);
+    let first = ivs.iter().find(|iv| iv.pid == pid1).expect("first child");
+    let second = ivs.iter().find(|iv| iv.pid == pid2).expect("second child");
+    println!(
+        "MEASURED run_stopped_child_last_line_after_renew_s={:.3} (validity {:.1}s, lease_duration {}s) \
+         stop_to_second_child_s={:.3} gap_s={:.3}",
+        first.last - renewed,
+        LEASE_DURATION.as_secs_f64() * 0.9,
+        LEASE_DURATION.as_secs(),
+        second.first - t_stop,
+        second.first - first.last
+    );
+    assert!(
+        !first.stopped,
+        "the stopped supervisor could not have sent the stop signal: {first:?}"
+    );
+    assert!(
+        first.last < renewed + LEASE_DURATION.as_secs_f64(),
+        "the stopped leader's child wrote at {:.3}, after its last renew {renewed:.3} + lease_duration",
+        first.last
+    );
+    assert!(
+        first.last < second.first,
+        "children overlap: {first:?} and {second:?}"
+    );
+
+    // Resumed, the old leader notices it lost and follows.
+    sc.sigcont(l1);
+    let l2_id = sc.d(l2).identity().to_string();
+    sc.wait("the resumed supervisor follows", SECS(20), || {
+        let v = sc.d(l1).leader()?;
+        (!v.is_leader && v.holder.as_deref() == Some(l2_id.as_str())).then_some(())
+    });
+    assert!(process_running(pid2), "the new leader's child runs on");
+    // The resumed daemon logs its term's end late, so the logs' terms
+    // overlap by design; the samples (taken while it answered) must not.
+    sc.assert_no_overlap();
+}

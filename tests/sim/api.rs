@@ -70,7 +70,9 @@ struct State {
     network: Network,
     faults_active: bool,
     conflict_storm: u32,
-    rng: StdRng,
+    /// One draw stream per candidate, so that one candidate's requests do
+    /// not shift another's draws.
+    rngs: Vec<StdRng>,
     commits: Vec<Commit>,
     counts: BTreeMap<&'static str, u64>,
 }
@@ -106,7 +108,9 @@ impl SimApiServer {
             network,
             faults_active: true,
             conflict_storm: 0,
-            rng: StdRng::seed_from_u64(seed ^ 0x5eed_a915),
+            rngs: (0..clock_rates.len() as u64)
+                .map(|who| StdRng::seed_from_u64(seed ^ 0x5eed_a915 ^ (who << 40)))
+                .collect(),
             commits: Vec::new(),
             counts: BTreeMap::new(),
         })))
@@ -177,17 +181,17 @@ impl State {
         *self.counts.entry(name).or_default() += 1;
     }
 
-    fn draw(&mut self, p: f64, name: &'static str) -> bool {
-        let hit = self.faults_active && p > 0.0 && self.rng.random_bool(p);
+    fn draw(&mut self, who: usize, p: f64, name: &'static str) -> bool {
+        let hit = self.faults_active && p > 0.0 && self.rngs[who].random_bool(p);
         if hit {
             self.bump(name);
         }
         hit
     }
 
-    fn latency(&mut self, max: Duration) -> Duration {
+    fn latency(&mut self, who: usize, max: Duration) -> Duration {
         if self.faults_active && !max.is_zero() {
-            Duration::from_secs_f64(self.rng.random_range(0.0..max.as_secs_f64()))
+            Duration::from_secs_f64(self.rngs[who].random_range(0.0..max.as_secs_f64()))
         } else {
             Duration::ZERO
         }
@@ -255,9 +259,10 @@ impl State {
             if self.links[who].watch_cut() {
                 continue;
             }
-            let delay = self.latency(self.network.watch_latency);
-            let duplicate = self.draw(self.network.watch_duplicate, "watch_duplicate");
-            let stale = previous.is_some() && self.draw(self.network.watch_stale, "watch_stale");
+            let delay = self.latency(who, self.network.watch_latency);
+            let duplicate = self.draw(who, self.network.watch_duplicate, "watch_duplicate");
+            let stale =
+                previous.is_some() && self.draw(who, self.network.watch_stale, "watch_stale");
             let change = self.view_change(who, &current);
             let old = previous
                 .as_ref()
@@ -293,14 +298,14 @@ impl State {
     /// Applies one request that reached the server.
     fn apply(&mut self, who: usize, op: Op) -> Result<Option<Lease>, BackendError> {
         let server_error = self.links[who].server_errors > 0;
-        if server_error || self.draw(self.network.server_error, "server_error") {
+        if server_error || self.draw(who, self.network.server_error, "server_error") {
             return Err(BackendError::Server {
                 code: 500,
                 message: "simulated".into(),
             });
         }
         let write = !matches!(op, Op::Get);
-        if write && (self.conflict_storm > 0 || self.draw(self.network.conflict, "conflict")) {
+        if write && (self.conflict_storm > 0 || self.draw(who, self.network.conflict, "conflict")) {
             return Err(BackendError::Conflict("simulated".into()));
         }
         let written = match op {
@@ -377,10 +382,10 @@ impl SimClient {
             let net = s.network;
             if link.refused > 0 {
                 Outbound::Refused
-            } else if link.partitioned > 0 || s.draw(net.lost_request, "lost_request") {
+            } else if link.partitioned > 0 || s.draw(self.who, net.lost_request, "lost_request") {
                 Outbound::Lost
             } else {
-                Outbound::Arrives(s.latency(net.request_latency))
+                Outbound::Arrives(s.latency(self.who, net.request_latency))
             }
         };
         let latency = match outbound {
@@ -410,10 +415,12 @@ impl SimClient {
             let mut s = self.server.lock();
             let link = s.links[self.who].clone();
             let net = s.network;
-            if link.partitioned + link.replies_lost > 0 || s.draw(net.lost_reply, "lost_reply") {
+            if link.partitioned + link.replies_lost > 0
+                || s.draw(self.who, net.lost_reply, "lost_reply")
+            {
                 None
             } else {
-                Some(s.latency(net.reply_latency))
+                Some(s.latency(self.who, net.reply_latency))
             }
         };
         match back {

@@ -130,9 +130,9 @@ impl Profile {
             rate_skew: 0.05,
             fast_follower: None,
             run_mode_share: 0.5,
-            // Defect 2 of issue 10: a paused parent's child outlives the
-            // next leader's takeover; see the ignored test.
-            pause_in_run_mode: false,
+            // Issue 10, defect 2: the validity kill and the watchdog stop a
+            // paused parent's child in time.
+            pause_in_run_mode: true,
             faults_end: Duration::from_secs(30),
             max_faults: 6,
         }

@@ -171,6 +171,9 @@ fn replay(seed: u64, profile: &Profile) -> Report {
     report
 }
 
+/// A long run prints its SIM line every this many seeds.
+const PROGRESS_EVERY: u64 = 50_000;
+
 /// Runs `seeds` in parallel threads; stops early once `stop_after` runs failed.
 fn run_seeds(profile: &Profile, seeds: u64, stop_after: usize) -> (Summary, Duration) {
     let threads = env_u64("SIM_THREADS").unwrap_or(2).max(1);
@@ -189,6 +192,10 @@ fn run_seeds(profile: &Profile, seeds: u64, stop_after: usize) -> (Summary, Dura
                     let (report, outcome) = simulate(&schedule);
                     let mut s = summary.lock().unwrap_or_else(|e| e.into_inner());
                     s.add(&schedule, report, outcome.counts);
+                    // A long run that is cut short still has numbers.
+                    if s.runs % PROGRESS_EVERY == 0 && s.runs < seeds {
+                        println!("progress: {}", s.line(t0.elapsed()));
+                    }
                     if s.failing.len() >= stop_after {
                         next.store(seeds, Ordering::SeqCst);
                     }
@@ -214,6 +221,35 @@ fn explain(summary: &Summary, profile: &Profile, test: &str, args: &str) {
             full.masked(&mask)
         );
     }
+}
+
+/// Everything a run did, to the nanosecond of simulated time: its terms,
+/// children, committed writes and fault counts.
+fn fingerprint(o: &world::Outcome) -> String {
+    let at = |t: tokio::time::Instant| (t - o.origin).as_nanos();
+    let mut out = String::new();
+    for t in &o.journal.terms {
+        let ended = t.ended.map(at);
+        let renewals: Vec<u128> = t.renewals.iter().map(|(_, sent)| at(*sent)).collect();
+        out += &format!(
+            "term c{} {} {} {ended:?} {renewals:?}\n",
+            t.candidate,
+            t.fencing_token,
+            at(t.started)
+        );
+    }
+    for c in &o.journal.children {
+        out += &format!(
+            "child c{} {} {:?}\n",
+            c.candidate,
+            at(c.started),
+            c.stopped.map(at)
+        );
+    }
+    for c in &o.commits {
+        out += &format!("commit c{} {} {}\n", c.writer, at(c.at), c.transitions);
+    }
+    out + &format!("{:?} {}\n", o.counts, at(o.finished))
 }
 
 /// The CI budget: SIM_SEEDS, 10,000 by default.
@@ -276,11 +312,39 @@ fn a_clock_rate_skew_beyond_the_bound_is_caught_as_two_leaders() {
     );
 }
 
-/// Issue 10, defect 2: a paused (SIGSTOPped) lease-elector cannot stop its
-/// child, which runs on in its own process group past the next leader's
-/// takeover. Needs a watchdog that does not share the parent's fate.
+/// Replays are bit-exact: the elector's retry jitter is drawn from the seed,
+/// its selects are biased, and each candidate has its own draw stream, so a
+/// seed run twice does the same to the nanosecond. Seed 26292 (a 409 storm,
+/// jittered retries) diverged before; so did a few of the first 500.
 #[test]
-#[ignore = "defect 2 of issue 10: a paused parent's child outlives the next leader's takeover"]
+fn a_seed_replays_identically() {
+    let profile = Profile::ci();
+    let seeds: Vec<u64> = match env_u64("SIM_SEED") {
+        Some(seed) => vec![seed],
+        None => (0..budget().div_ceil(20)).chain([26292]).collect(),
+    };
+    let mut differ = Vec::new();
+    for &seed in &seeds {
+        let schedule = Schedule::draw(seed, &profile);
+        let (a, b) = (simulate(&schedule).1, simulate(&schedule).1);
+        if fingerprint(&a) != fingerprint(&b) {
+            differ.push(seed);
+        }
+    }
+    println!(
+        "replayed {} seeds twice (0..{} and 26292): {} differ {differ:?}",
+        seeds.len(),
+        seeds.len() - 1,
+        differ.len()
+    );
+    assert!(differ.is_empty(), "seeds whose replays differ: {differ:?}");
+}
+
+/// Issue 10, defect 2: a paused (SIGSTOPped) lease-elector cannot stop its
+/// child, which runs on in its own process group; the watchdog, which is not
+/// paused with it, kills the child at the Leadership's validity instant,
+/// before the next leader's takeover. Every run is in run mode.
+#[test]
 fn a_paused_parents_child_is_stopped_before_the_next_leader_starts_one() {
     let profile = Profile {
         run_mode_share: 1.0,
@@ -292,13 +356,15 @@ fn a_paused_parents_child_is_stopped_before_the_next_leader_starts_one() {
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         return;
     }
-    let (summary, elapsed) = run_seeds(&profile, budget(), 20);
+    // A fifth of the budget: the CI profile pauses run-mode candidates too;
+    // before the fix 14 of the first 400 seeds of this profile failed.
+    let (summary, elapsed) = run_seeds(&profile, budget().div_ceil(5), 20);
     println!("{}", summary.line(elapsed));
     explain(
         &summary,
         &profile,
         "a_paused_parents_child_is_stopped_before_the_next_leader_starts_one",
-        "--ignored ",
+        "",
     );
     assert!(
         summary.failing.is_empty(),

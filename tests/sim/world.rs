@@ -8,12 +8,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use lease_elector::election::{ElectionConfig, Elector, Handles, LeaderEvent, Status, Timings};
+use lease_elector::election::{
+    ElectionConfig, Elector, Handles, LeaderEvent, Leadership, Status, Timings,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{LinkFault, SimApiServer};
@@ -189,6 +191,11 @@ fn spawn_candidate(server: &SimApiServer, ctx: Ctx) -> Candidate {
         .with_release_on_cancel(true);
     // No metrics: the unit reporter. The resigner is not used here.
     let (elector, handles) = Elector::new(server.client(ctx.who), config, Arc::new(()));
+    // The elector's retry jitter from the seed too: replays are exact.
+    let jitter_seed =
+        s.seed ^ 0x717e_0000_0000 ^ ((ctx.who as u64) << 24) ^ u64::from(ctx.incarnation);
+    let mut jitter = StdRng::seed_from_u64(jitter_seed);
+    let elector = elector.with_jitter_source(move || jitter.random::<f64>());
     let Handles { events, status, .. } = handles;
     let shutdown = CancellationToken::new();
     let gate = Gate::default();
@@ -228,8 +235,12 @@ async fn track_status(mut status: watch::Receiver<Status>, who: usize, inc: u32,
 
 /// Mirrors `supervise::supervise`: starts a child for every uncancelled
 /// Leadership, stops it with SIGTERM when the token is cancelled, SIGKILL
-/// after the grace period, and drops the Leadership once it is gone. In
-/// library mode the user winds its work down for a moment instead.
+/// at the end of the grace period or at the Leadership's validity instant,
+/// whichever comes first (at once when it has passed, and at that instant
+/// even when the token is never cancelled), and drops the Leadership once
+/// the child is gone. The watchdog process is a task of its own, fed the
+/// validity, that kills the child at that instant while the parent is
+/// paused. In library mode the user winds its work down for a moment.
 async fn supervisor(mut events: mpsc::UnboundedReceiver<LeaderEvent>, ctx: Ctx) {
     let seed = ctx.schedule.seed ^ ((ctx.who as u64) << 32) ^ u64::from(ctx.incarnation);
     let mut rng = StdRng::seed_from_u64(seed);
@@ -242,17 +253,50 @@ async fn supervisor(mut events: mpsc::UnboundedReceiver<LeaderEvent>, ctx: Ctx) 
         }
         if ctx.schedule.run_mode {
             let term_delay = ctx.schedule.grace.mul_f64(rng.random_range(0.0..1.5));
-            let child = start_child(&ctx, term_delay);
-            leadership.token.cancelled().await;
-            child.term.cancel();
-            if timeout(ctx.schedule.grace, child.exited).await.is_err() {
-                child.kill.cancel();
-            }
+            let mut child = start_child(&ctx, term_delay);
+            tokio::spawn(watchdog(leadership.validity(), child.kill.clone()));
+            keep(&leadership, &mut child, ctx.schedule.grace).await;
         } else {
             leadership.token.cancelled().await;
             sleep(Duration::from_secs_f64(rng.random_range(0.0..1.0))).await;
         }
         drop(leadership);
+    }
+}
+
+/// Mirrors `supervise::keep` and `supervise::stop`.
+async fn keep(leadership: &Leadership, child: &mut Child, grace: Duration) {
+    let mut validity = leadership.validity();
+    loop {
+        let valid_until = *validity.borrow_and_update();
+        tokio::select! {
+            biased;
+            _ = sleep_until(valid_until) => break,
+            _ = leadership.token.cancelled() => {
+                let grace_end = (Instant::now() + grace).min(valid_until);
+                if grace_end > Instant::now() {
+                    child.term.cancel();
+                    let _ = timeout_at(grace_end, &mut child.exited).await;
+                }
+                break;
+            }
+            Ok(()) = validity.changed() => {}
+        }
+    }
+    child.kill.cancel();
+}
+
+/// The watchdog process: not paused with its parent; it hears of a new
+/// validity only when the parent runs (a renew), and kills at the last one.
+async fn watchdog(mut validity: watch::Receiver<Instant>, kill: CancellationToken) {
+    loop {
+        let valid_until = *validity.borrow_and_update();
+        tokio::select! {
+            biased;
+            _ = kill.cancelled() => return,
+            _ = sleep_until(valid_until) => { kill.cancel(); return; }
+            Ok(()) = validity.changed() => {}
+        }
     }
 }
 
@@ -282,6 +326,7 @@ fn start_child(ctx: &Ctx, term_delay: Duration) -> Child {
     let (t, k) = (term.clone(), kill.clone());
     tokio::spawn(async move {
         tokio::select! {
+            biased;
             _ = k.cancelled() => {}
             _ = async { t.cancelled().await; sleep(term_delay).await } => {}
         }

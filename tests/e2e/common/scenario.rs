@@ -122,6 +122,22 @@ impl Scenario {
         t
     }
 
+    /// SIGSTOP of the daemon alone (its child and watchdog run on in their own
+    /// process groups). It no longer answers, and what it answers right after
+    /// SIGCONT is stale, so the sampler stops judging it. The wall time just
+    /// before the signal.
+    pub fn sigstop(&mut self, i: usize) -> f64 {
+        let t = wall_now();
+        super::signal(self.daemons[i].pid, libc::SIGSTOP);
+        self.retire(i);
+        t
+    }
+
+    /// SIGCONT after [`Scenario::sigstop`].
+    pub fn sigcont(&mut self, i: usize) {
+        super::signal(self.daemons[i].pid, libc::SIGCONT);
+    }
+
     /// Waits for a daemon to exit (after a signal) and stops sampling it.
     pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> ExitStatus {
         let st = self.daemons[i].wait_exit(timeout).unwrap_or_else(|| {
