@@ -9,7 +9,8 @@
 //!   fixture this binary shares;
 //! - [`restart`]: an API server restart, on a fixture of its own;
 //! - [`run_mode`]: `lease-elector run` never lets two children overlap;
-//! - [`pod_label`]: the leader's Pod label.
+//! - [`pod_label`]: the leader's Pod label;
+//! - [`silent`]: connections that die silently (no FIN, no RST).
 //!
 //! Without the fixture (tests/k8s-fixture/build.sh) the tests skip, unless
 //! E2E_REQUIRED=1.
@@ -19,3 +20,4 @@ mod election;
 mod pod_label;
 mod restart;
 mod run_mode;
+mod silent;
