@@ -151,6 +151,8 @@ impl LeaseBackend for KubeBackend {
 /// Lists then watches the one Lease for as long as anyone listens, forwarding
 /// what it sees. Any failure falls back to a fresh list after a backoff, so a
 /// lost watch only delays news; the election's own timers never depend on it.
+/// Ends as soon as the receiver is dropped, even with a request hanging on a
+/// connection that died silently (the elector then watches anew).
 async fn follow(
     leases: Api<Lease>,
     name: String,
@@ -162,7 +164,10 @@ async fn follow(
         if tx.send(Change::WatchStarted).is_err() {
             return;
         }
-        let (cycle, outcome) = watch_once(&leases, &selector, &tx).await;
+        let (cycle, outcome) = tokio::select! {
+            cycle = watch_once(&leases, &selector, &tx) => cycle,
+            _ = tx.closed() => return,
+        };
         let pause = backoff.after(cycle);
         match outcome {
             Ok(()) => tracing::debug!(?cycle, "lease watch closed; re-listing after {pause:?}"),
@@ -170,7 +175,10 @@ async fn follow(
                 tracing::debug!(error = %e, ?cycle, "lease watch interrupted; re-listing after {pause:?}")
             }
         }
-        tokio::time::sleep(pause).await;
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = tx.closed() => return,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::api::Leadership;
+use super::quiet::Watch;
 use super::report::Verb;
 use super::requests::{Acquisition, Core, Renewal};
 use super::settings::jittered;
@@ -15,7 +16,7 @@ use crate::backend::{Change, ElectionEvent, LeaseBackend};
 
 /// What wakes a candidate besides its timers.
 pub(super) struct Inbox {
-    changes: mpsc::UnboundedReceiver<Change>,
+    changes: Watch,
     resign: mpsc::UnboundedReceiver<Duration>,
 }
 
@@ -112,7 +113,7 @@ impl<B: LeaseBackend> Core<B> {
         shutdown: CancellationToken,
     ) {
         let mut inbox = Inbox {
-            changes: self.backend.watch(),
+            changes: Watch::start(&*self.backend),
             resign,
         };
         let mut phase = Phase::Following {
@@ -176,11 +177,15 @@ impl<B: LeaseBackend> Core<B> {
                     }
                 },
             };
+            let quiet_at = inbox.changes.quiet_at(&self.config.timings);
             tokio::select! {
                 _ = shutdown.cancelled() => return self.leave(winding_down).await,
                 _ = sleep_until(wake_at) => {}
                 Some(_) = inbox.resign.recv() => {}
-                Some(change) = inbox.changes.recv() => {
+                _ = sleep_until(quiet_at), if self.expects_news() => {
+                    self.check_quiet_watch(&mut inbox.changes, shutdown).await;
+                }
+                Some(change) = inbox.changes.next() => {
                     if let Heard::LeaseState = self.apply(change) {
                         // News from the server means it is reachable again.
                         backoff_until = None;
@@ -232,7 +237,7 @@ impl<B: LeaseBackend> Core<B> {
                 _ = shutdown.cancelled() => Some(TermEnd::Shutdown),
                 _ = sleep_until(deadline) => Some(TermEnd::DeadlineMissed),
                 Some(sit_out) = inbox.resign.recv() => Some(TermEnd::Resigned(sit_out)),
-                Some(change) = inbox.changes.recv() => {
+                Some(change) = inbox.changes.next() => {
                     self.apply(change);
                     if self.known.holder() != self.config.identity {
                         // Possibly stale news; a renew settles it either way.
