@@ -13,10 +13,10 @@ use tokio::sync::mpsc;
 use super::watch_backoff::{Cycle, WatchBackoff};
 use super::{BackendError, Change, ElectionEvent, LeaseBackend};
 
-/// How long one watch request may stay open before the server closes it.
-/// Kept below kube's client read timeout so a quiet watch is not mistaken
-/// for a dead connection.
-const WATCH_TIMEOUT_SECONDS: u32 = 240;
+/// How long one watch request may stay open before the server closes it:
+/// the longest healthy silence on a connection (the read timeout of
+/// [`super::connection::Connections`] is above it).
+pub const WATCH_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// A Lease in a namespace of a real cluster.
 #[derive(Clone)]
@@ -216,7 +216,7 @@ async fn forward(
     }
     let params = WatchParams::default()
         .fields(selector)
-        .timeout(WATCH_TIMEOUT_SECONDS);
+        .timeout(WATCH_TIMEOUT.as_secs() as u32);
     let mut stream = leases
         .watch(&params, &version)
         .await

@@ -21,7 +21,6 @@ const SECS: fn(u64) -> std::time::Duration = std::time::Duration::from_secs;
 /// heard) has not fired, so only a follower that recovered takes over within
 /// retry_period of the release.
 #[test]
-#[ignore = "fails until a quiet watch is detected (issue 10, defect 6)"]
 fn a_follower_whose_connections_froze_takes_over_a_released_lease_at_once() {
     let Some(fx) = shared_fixture() else { return };
     let lease = "e2e-frozen";
