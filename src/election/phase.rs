@@ -178,19 +178,20 @@ impl<B: LeaseBackend> Core<B> {
                 },
             };
             let quiet_at = inbox.changes.quiet_at(&self.config.timings);
-            tokio::select! {
+            let news = tokio::select! {
                 _ = shutdown.cancelled() => return self.leave(winding_down).await,
-                _ = sleep_until(wake_at) => {}
-                Some(_) = inbox.resign.recv() => {}
+                _ = sleep_until(wake_at) => None,
+                Some(_) = inbox.resign.recv() => None,
                 _ = sleep_until(quiet_at), if self.expects_news() => {
-                    self.check_quiet_watch(&mut inbox.changes, shutdown).await;
+                    self.check_quiet_watch(&mut inbox.changes, wake_at, shutdown).await
                 }
-                Some(change) = inbox.changes.next() => {
-                    if let Heard::LeaseState = self.apply(change) {
-                        // News from the server means it is reachable again.
-                        backoff_until = None;
-                    }
-                }
+                Some(change) = inbox.changes.next() => Some(change),
+            };
+            if let Some(change) = news
+                && let Heard::LeaseState = self.apply(change)
+            {
+                // News from the server means it is reachable again.
+                backoff_until = None;
             }
         }
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, timeout};
+use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -104,18 +104,24 @@ impl<B: LeaseBackend> Core<B> {
         !holder.is_empty() && holder != self.config.identity
     }
 
-    /// Checks a quiet watch with one GET (given up at shutdown): news it
-    /// missed is applied and the watch restarted; so is a watch whose check
-    /// failed, since its connection is suspect too.
+    /// Checks a quiet watch with one GET: news it missed is applied and the
+    /// watch restarted; so is a watch whose check failed, since its
+    /// connection is suspect too. The check never holds anything up: it is
+    /// given up at shutdown, at `until` (the follower's next timer: expiry,
+    /// or the end of a pause) and when the watch speaks after all; that news
+    /// is returned, for the caller to apply.
     pub(super) async fn check_quiet_watch(
         &mut self,
         watch: &mut Watch,
+        until: Instant,
         shutdown: &CancellationToken,
-    ) {
+    ) -> Option<Change> {
         self.report.request(Verb::Get);
         let limit = self.config.timings.request_timeout();
         let read = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return None,
+            _ = sleep_until(until) => return None,
+            Some(change) = watch.next() => return Some(change),
             r = timeout(limit, self.backend.get()) => r.unwrap_or(Err(BackendError::Timeout(limit))),
         };
         match read {
@@ -139,5 +145,6 @@ impl<B: LeaseBackend> Core<B> {
                 watch.restart(&*self.backend);
             }
         }
+        None
     }
 }
