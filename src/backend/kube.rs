@@ -13,10 +13,10 @@ use tokio::sync::mpsc;
 use super::watch_backoff::{Cycle, WatchBackoff};
 use super::{BackendError, Change, ElectionEvent, LeaseBackend};
 
-/// How long one watch request may stay open before the server closes it.
-/// Kept below kube's client read timeout so a quiet watch is not mistaken
-/// for a dead connection.
-const WATCH_TIMEOUT_SECONDS: u32 = 240;
+/// How long one watch request may stay open before the server closes it:
+/// the longest healthy silence on a connection (the read timeout of
+/// [`super::connection::Connections`] is above it).
+pub const WATCH_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// A Lease in a namespace of a real cluster.
 #[derive(Clone)]
@@ -151,6 +151,8 @@ impl LeaseBackend for KubeBackend {
 /// Lists then watches the one Lease for as long as anyone listens, forwarding
 /// what it sees. Any failure falls back to a fresh list after a backoff, so a
 /// lost watch only delays news; the election's own timers never depend on it.
+/// Ends as soon as the receiver is dropped, even with a request hanging on a
+/// connection that died silently (the elector then watches anew).
 async fn follow(
     leases: Api<Lease>,
     name: String,
@@ -162,7 +164,10 @@ async fn follow(
         if tx.send(Change::WatchStarted).is_err() {
             return;
         }
-        let (cycle, outcome) = watch_once(&leases, &selector, &tx).await;
+        let (cycle, outcome) = tokio::select! {
+            cycle = watch_once(&leases, &selector, &tx) => cycle,
+            _ = tx.closed() => return,
+        };
         let pause = backoff.after(cycle);
         match outcome {
             Ok(()) => tracing::debug!(?cycle, "lease watch closed; re-listing after {pause:?}"),
@@ -170,7 +175,10 @@ async fn follow(
                 tracing::debug!(error = %e, ?cycle, "lease watch interrupted; re-listing after {pause:?}")
             }
         }
-        tokio::time::sleep(pause).await;
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = tx.closed() => return,
+        }
     }
 }
 
@@ -208,7 +216,7 @@ async fn forward(
     }
     let params = WatchParams::default()
         .fields(selector)
-        .timeout(WATCH_TIMEOUT_SECONDS);
+        .timeout(WATCH_TIMEOUT.as_secs() as u32);
     let mut stream = leases
         .watch(&params, &version)
         .await

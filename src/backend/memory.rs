@@ -8,7 +8,9 @@
 //!
 //! Each candidate gets its own [`MemoryBackend`] handle from [`MemoryLease::client`];
 //! a handle can be cut off ([`MemoryBackend::set_connected`]) to play the part
-//! of a closed network connection.
+//! of a closed network connection, or its watches silenced
+//! ([`MemoryBackend::freeze_watches`]) to play a connection that died
+//! without a word.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,8 @@ struct Store {
 
 struct Watcher {
     connected: Arc<AtomicBool>,
+    /// Delivers nothing, ever: its connection died silently.
+    frozen: bool,
     tx: mpsc::UnboundedSender<Change>,
 }
 
@@ -36,7 +40,7 @@ impl Store {
     fn publish(&mut self, change: Change) {
         self.watchers.retain(|w| !w.tx.is_closed());
         for w in &self.watchers {
-            if w.connected.load(Ordering::SeqCst) {
+            if w.connected.load(Ordering::SeqCst) && !w.frozen {
                 let _ = w.tx.send(change.clone());
             }
         }
@@ -75,6 +79,7 @@ impl MemoryLease {
             lease: self.clone(),
             connected: Arc::new(AtomicBool::new(true)),
             requests: Arc::default(),
+            watches: Arc::default(),
             failure: Arc::default(),
             latency: Arc::default(),
         }
@@ -144,6 +149,7 @@ pub struct MemoryBackend {
     lease: MemoryLease,
     connected: Arc<AtomicBool>,
     requests: Arc<AtomicU64>,
+    watches: Arc<AtomicU64>,
     failure: Arc<Mutex<Option<BackendError>>>,
     latency: Arc<Mutex<std::time::Duration>>,
 }
@@ -162,12 +168,29 @@ impl MemoryBackend {
                 None => Change::Deleted(Some(store.version.to_string())),
             };
             for w in &store.watchers {
-                if Arc::ptr_eq(&w.connected, &self.connected) {
+                if Arc::ptr_eq(&w.connected, &self.connected) && !w.frozen {
                     let _ = w.tx.send(Change::WatchStarted);
                     let _ = w.tx.send(change.clone());
                 }
             }
         }
+    }
+
+    /// Silences the watches this handle has open, for good, as a connection
+    /// whose NAT or load-balancer state was lost: no event arrives and
+    /// nothing says so. Requests, and watches started later, work.
+    pub fn freeze_watches(&self) {
+        let mut store = self.lease.lock();
+        for w in &mut store.watchers {
+            if Arc::ptr_eq(&w.connected, &self.connected) {
+                w.frozen = true;
+            }
+        }
+    }
+
+    /// How many watches this handle has started.
+    pub fn watch_count(&self) -> u64 {
+        self.watches.load(Ordering::SeqCst)
     }
 
     /// Makes every request fail with `error` (e.g. a 403) until reset with
@@ -253,6 +276,7 @@ impl LeaseBackend for MemoryBackend {
     }
 
     fn watch(&self) -> mpsc::UnboundedReceiver<Change> {
+        self.watches.fetch_add(1, Ordering::SeqCst);
         let (tx, rx) = mpsc::unbounded_channel();
         let mut store = self.lease.lock();
         if self.connected.load(Ordering::SeqCst) {
@@ -264,6 +288,7 @@ impl LeaseBackend for MemoryBackend {
         }
         store.watchers.push(Watcher {
             connected: self.connected.clone(),
+            frozen: false,
             tx,
         });
         rx

@@ -6,6 +6,7 @@
 //! in-memory test double used by the state-machine tests and by `lease-elector
 //! demo`.
 
+pub mod connection;
 pub mod kube;
 pub mod memory;
 pub mod watch_backoff;

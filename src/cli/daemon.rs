@@ -2,6 +2,7 @@
 //! daemon's wiring of kube client, candidate, supervisor, HTTP and signals.
 
 use anyhow::Context;
+use lease_elector::backend::connection::Connections;
 use lease_elector::backend::kube::KubeBackend;
 use lease_elector::candidate::{self, Candidate};
 use lease_elector::config::{Loaded, Settings};
@@ -105,7 +106,7 @@ fn child_spec(settings: &Settings, command: Vec<String>) -> ChildSpec {
 }
 
 async fn kube_client(settings: &Settings) -> anyhow::Result<kube::Client> {
-    let mut config = match &settings.kube_context {
+    let config = match &settings.kube_context {
         Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
             context: Some(context.clone()),
             ..Default::default()
@@ -117,8 +118,10 @@ async fn kube_client(settings: &Settings) -> anyhow::Result<kube::Client> {
              try `lease-elector demo` to see it work without a cluster",
         )?,
     };
-    config.connect_timeout = Some(settings.election().timings.request_timeout());
-    kube::Client::try_from(config).context("cannot build the Kubernetes client")
+    let timings = settings.election().timings;
+    Connections::derive(timings.retry_period, timings.request_timeout())
+        .client(&config)
+        .context("cannot build the Kubernetes client")
 }
 
 /// First SIGTERM/SIGINT: graceful shutdown (stop work, release). Second: exit now.

@@ -21,7 +21,8 @@
 //!
 //! [`Elector`] is a state machine over explicit phases: *following*
 //! (wait for the Lease to become takeable, woken by watch events and by a
-//! timer armed for the exact local expiry instant: no polling), *leading*
+//! timer armed for the exact local expiry instant: no polling; only a watch
+//! gone quiet while a holder is set is checked with one read), *leading*
 //! (renew every retry_period with one PUT from the cached object, falling back
 //! to GET+PUT on conflict), *stepping down* (wait for the leader's work to
 //! stop, then release) and *stopped*. The files split by job:
@@ -32,6 +33,7 @@
 //! - `record.rs`: the Lease fields read and written, pure functions;
 //! - `observe.rs`: what this candidate knows, updated by pure steps;
 //! - `report.rs`: logs, metrics (through [`Reporter`]), [`Status`], events;
+//! - `quiet.rs`: the Lease watch, and the check of a watch gone quiet;
 //! - `phase.rs`: the loop, one function per phase;
 //! - `requests.rs`: acquire, renew and release, with named outcomes;
 //! - `builder.rs`, `while_leader.rs`, `stream.rs`: the API for controllers,
@@ -44,6 +46,7 @@ mod api;
 mod builder;
 mod observe;
 mod phase;
+mod quiet;
 pub mod record;
 mod report;
 mod requests;

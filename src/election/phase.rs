@@ -8,13 +8,14 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::api::Leadership;
+use super::quiet::Watch;
 use super::report::Verb;
 use super::requests::{Acquisition, Core, Renewal};
 use crate::backend::{Change, ElectionEvent, LeaseBackend};
 
 /// What wakes a candidate besides its timers.
 pub(super) struct Inbox {
-    changes: mpsc::UnboundedReceiver<Change>,
+    changes: Watch,
     resign: mpsc::UnboundedReceiver<Duration>,
 }
 
@@ -124,7 +125,7 @@ impl<B: LeaseBackend> Core<B> {
         shutdown: CancellationToken,
     ) {
         let mut inbox = Inbox {
-            changes: self.backend.watch(),
+            changes: Watch::start(&*self.backend),
             resign,
         };
         let mut phase = Phase::Following {
@@ -188,19 +189,25 @@ impl<B: LeaseBackend> Core<B> {
                     }
                 },
             };
+            let quiet_at = inbox.changes.quiet_at(&self.config.timings);
             // Biased, for replays that are exact: shutdown first, then news
-            // (applied before an expiry timer acts on older knowledge).
-            tokio::select! {
+            // (applied before an expiry timer acts on older knowledge), then
+            // the timers, the quiet-watch check last.
+            let news = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return self.leave(winding_down).await,
-                Some(change) = inbox.changes.recv() => {
-                    if let Heard::LeaseState = self.apply(change) {
-                        // News from the server means it is reachable again.
-                        backoff_until = None;
-                    }
+                Some(change) = inbox.changes.next() => Some(change),
+                Some(_) = inbox.resign.recv() => None,
+                _ = sleep_until(wake_at) => None,
+                _ = sleep_until(quiet_at), if self.expects_news() => {
+                    self.check_quiet_watch(&mut inbox.changes, wake_at, shutdown).await
                 }
-                Some(_) = inbox.resign.recv() => {}
-                _ = sleep_until(wake_at) => {}
+            };
+            if let Some(change) = news
+                && let Heard::LeaseState = self.apply(change)
+            {
+                // News from the server means it is reachable again.
+                backoff_until = None;
             }
         }
     }
@@ -251,7 +258,7 @@ impl<B: LeaseBackend> Core<B> {
                 _ = shutdown.cancelled() => Some(TermEnd::Shutdown),
                 _ = sleep_until(deadline) => Some(TermEnd::DeadlineMissed),
                 Some(sit_out) = inbox.resign.recv() => Some(TermEnd::Resigned(sit_out)),
-                Some(change) = inbox.changes.recv() => {
+                Some(change) = inbox.changes.next() => {
                     self.apply(change);
                     if self.known.holder() != self.config.identity {
                         // Possibly stale news; a renew settles it either way.

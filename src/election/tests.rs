@@ -690,3 +690,5 @@ async fn a_leader_that_sees_a_twins_renew_steps_down_and_waits_it_out() {
     let again = a.until(|s| s.is_leader).await;
     assert_eq!(again - seen, T.lease_duration);
 }
+
+mod quiet;

@@ -11,7 +11,8 @@
 //! - [`run_mode`]: `lease-elector run` never lets two children overlap;
 //! - [`pod_label`]: the leader's Pod label;
 //! - [`controller_example`]: two copies of `examples/controller.rs`, exactly
-//!   one reconciling.
+//!   one reconciling;
+//! - [`silent`]: connections that die silently (no FIN, no RST).
 //!
 //! Without the fixture (tests/k8s-fixture/build.sh) the tests skip, unless
 //! E2E_REQUIRED=1.
@@ -22,3 +23,4 @@ mod election;
 mod pod_label;
 mod restart;
 mod run_mode;
+mod silent;

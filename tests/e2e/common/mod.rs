@@ -29,6 +29,7 @@ pub use scenario::Scenario;
 /// The seed's timings, as every daemon of these tests runs them.
 pub const LEASE_DURATION: Duration = Duration::from_secs(6);
 pub const RENEW_DEADLINE: Duration = Duration::from_secs(3);
+pub const RETRY_PERIOD: Duration = Duration::from_secs(1);
 
 /// Tolerance for comparing wall-clock stamps taken by different processes of
 /// this machine (microsecond MicroTimes, rounding, clock-rate noise).

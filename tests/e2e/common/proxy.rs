@@ -2,10 +2,15 @@
 //! seed's closed tunnel). TLS passes through untouched: the daemon still
 //! talks to `https://127.0.0.1:<proxy port>`, for which the fixture's serving
 //! certificate is valid.
+//!
+//! Besides a loud cut (connections closed, new ones refused), the proxy can
+//! go silent, as lost NAT/conntrack or load-balancer state does: no FIN, no
+//! RST, bytes just held. [`Proxy::freeze`] silences the connections open at
+//! that moment and forwards new ones; [`Proxy::heal`] delivers what was held.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +22,16 @@ struct State {
     stop: AtomicBool,
     refused: AtomicUsize,
     accepted: AtomicUsize,
+    /// Connections are numbered as accepted; those numbered below this
+    /// forward nothing (frozen).
+    frozen_below: AtomicU64,
+    next_id: AtomicU64,
+}
+
+impl State {
+    fn silent(&self, id: u64) -> bool {
+        id < self.frozen_below.load(Ordering::SeqCst)
+    }
 }
 
 /// Forwards 127.0.0.1:`port` to the upstream until cut.
@@ -36,6 +51,8 @@ impl Proxy {
             stop: AtomicBool::new(false),
             refused: AtomicUsize::new(0),
             accepted: AtomicUsize::new(0),
+            frozen_below: AtomicU64::new(0),
+            next_id: AtomicU64::new(0),
         });
         let st = state.clone();
         std::thread::Builder::new()
@@ -60,9 +77,18 @@ impl Proxy {
         }
     }
 
-    /// Forwards new connections again.
+    /// Silences the connections open now, in both directions (no FIN, no
+    /// RST: bytes are held); new connections are forwarded normally.
+    pub fn freeze(&self) {
+        let next = self.state.next_id.load(Ordering::SeqCst);
+        self.state.frozen_below.store(next, Ordering::SeqCst);
+    }
+
+    /// Forwards new connections again after a cut, and what frozen
+    /// connections held.
     pub fn heal(&self) {
         self.state.conns.lock().unwrap_or_else(|e| e.into_inner()).0 = false;
+        self.state.frozen_below.store(0, Ordering::SeqCst);
     }
 
     /// Connections refused while cut.
@@ -99,6 +125,7 @@ fn accept_loop(listener: TcpListener, st: Arc<State>) {
             let _ = client.shutdown(Shutdown::Both);
             continue;
         }
+        let id = st.next_id.fetch_add(1, Ordering::SeqCst);
         let st2 = st.clone();
         // Connect upstream off the accept thread.
         std::thread::spawn(move || {
@@ -130,20 +157,25 @@ fn accept_loop(listener: TcpListener, st: Arc<State>) {
                 (Ok(c), Ok(s)) => (c, s),
                 _ => return,
             };
-            std::thread::spawn(move || pump(c2, s2));
-            pump(server, client);
+            let st3 = st2.clone();
+            std::thread::spawn(move || pump(c2, s2, &st3, id));
+            pump(server, client, &st2, id);
         });
     }
 }
 
-/// Copies `from` to `to` until either side ends, then closes both.
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+/// Copies `from` to `to` until either side ends, then closes both. While
+/// connection `id` is silent, nothing is read and what was read is held.
+fn pump(mut from: TcpStream, mut to: TcpStream, st: &State, id: u64) {
     let mut buf = [0u8; 16 * 1024];
     loop {
+        if !hold_while_silent(st, id) {
+            break;
+        }
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
+                if !hold_while_silent(st, id) || to.write_all(&buf[..n]).is_err() {
                     break;
                 }
             }
@@ -151,4 +183,15 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
     }
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
+}
+
+/// Waits while connection `id` is silent; `false` when the proxy stops.
+fn hold_while_silent(st: &State, id: u64) -> bool {
+    while st.silent(id) {
+        if st.stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    !st.stop.load(Ordering::SeqCst)
 }
