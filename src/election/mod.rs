@@ -33,11 +33,13 @@
 //! - `observe.rs`: what this candidate knows, updated by pure steps;
 //! - `report.rs`: logs, metrics (through [`Reporter`]), [`Status`], events;
 //! - `phase.rs`: the loop, one function per phase;
-//! - `requests.rs`: acquire, renew and release, with named outcomes.
+//! - `requests.rs`: acquire, renew and release, with named outcomes;
+//! - `contest.rs`: a follower's turn to write a takeable Lease, without a herd.
 //!
 //! All I/O goes through a [`LeaseBackend`].
 
 mod api;
+mod contest;
 mod observe;
 mod phase;
 pub mod record;

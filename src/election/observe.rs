@@ -77,6 +77,15 @@ impl Knowledge {
         self.latest.as_ref()
     }
 
+    /// The resourceVersion of the last object seen (`None` before the first
+    /// read, or when the Lease was absent).
+    pub fn version(&self) -> Option<&str> {
+        self.latest
+            .as_ref()
+            .and_then(|o| o.lease.as_ref())
+            .and_then(|l| l.metadata.resource_version.as_deref())
+    }
+
     /// The holder in the last record seen (`""` when none).
     pub fn holder(&self) -> &str {
         record::holder(self.latest.as_ref().and_then(|o| o.spec.as_ref()))
@@ -90,11 +99,7 @@ impl Knowledge {
     /// Whether watch news at `version` is older than what we hold already
     /// (an event queued before our own write's answer arrived).
     pub fn is_stale(&self, version: Option<&str>) -> bool {
-        let current = self
-            .latest
-            .as_ref()
-            .and_then(|o| o.lease.as_ref())
-            .and_then(|l| l.metadata.resource_version.as_deref());
+        let current = self.version();
         current.is_some() && !record::is_newer(version, current)
     }
 
