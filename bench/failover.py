@@ -34,188 +34,24 @@ Usage: bench/failover.py [--quick] [--impl lease-elector|client-go|both] ...
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
 import random
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-from toolkit import Fixture, Processes, by_label, free_port, wait_for  # noqa: E402
-from toolkit.procs import Interrupted  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    IMPLS, REPO, ApiSnapshot, Candidate, Context, add_common_args, fmt, log, machine,
+    missing_binaries, need, profile_of, settled, with_fixture,
+)
 
-IMPLS = ("lease-elector", "client-go")
 SAMPLE_INTERVAL = 0.010  # /leader sampling period during a failover
 CANDIDATES = 3
 
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- processes
-
-
-class ApiSnapshot:
-    """Lease request counters of the API server at one instant."""
-
-    def __init__(self, fixture: Fixture):
-        text = fixture.get("/metrics")
-        self.t = time.monotonic()
-        total = by_label(text, "apiserver_request_total", "verb", resource="leases", group="coordination.k8s.io")
-        own = by_label(text, "apiserver_selfrequest_total", "verb", resource="leases", group="coordination.k8s.io")
-        # Requests from clients other than the API server itself (its identity
-        # Lease, its own informers) by verb.
-        self.external = {v: total.get(v, 0.0) - own.get(v, 0.0) for v in set(total) | set(own)}
-        self.watches = sum(
-            by_label(text, "apiserver_longrunning_requests", "verb", resource="leases", verb="WATCH").values()
-        )
-
-    def delta(self, earlier: "ApiSnapshot") -> dict[str, float]:
-        verbs = set(self.external) | set(earlier.external)
-        d = {v: self.external.get(v, 0.0) - earlier.external.get(v, 0.0) for v in verbs}
-        return {v: n for v, n in d.items() if n}
-
-
-class Candidate:
-    def __init__(self, impl: str, index: int, lease: str, ctx: "Context"):
-        self.impl = impl
-        self.identity = f"{'le' if impl == 'lease-elector' else 'cg'}-{index}"
-        self.lease = lease
-        self.ctx = ctx
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def argv(self) -> list[str]:
-        t = self.ctx.timings
-        if self.impl == "lease-elector":
-            return [
-                str(self.ctx.lease_elector_bin),
-                "--lease", self.lease, "--namespace", "default", "--identity", self.identity,
-                "--lease-duration", t[0], "--renew-deadline", t[1], "--retry-period", t[2],
-                "--listen", f"127.0.0.1:{self.port}", "--log-level", "info",
-            ]
-        return [
-            str(self.ctx.fixture_bin / "client-go-candidate"),
-            "--id", self.identity, "--lock-name", self.lease, "--lock-namespace", "default",
-            "--kubeconfig", self.ctx.fixture.kubeconfig,
-            "--lease-duration", t[0], "--renew-deadline", t[1], "--retry-period", t[2],
-            "--listen", f"127.0.0.1:{self.port}",
-        ]
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("LEASE_ELECTOR_", "OTEL_", "KUBECONFIG", "RUST_LOG", "POD_"))}
-        env["KUBECONFIG"] = self.ctx.fixture.kubeconfig
-        env["NO_COLOR"] = "1"
-        self.starts += 1
-        self.proc = self.ctx.procs.start(self.argv(), log=self.ctx.work / f"{self.identity}.{self.starts}.log",
-                                         env=env, cwd=self.ctx.work)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def wait_exit(self, timeout: float) -> int | None:
-        assert self.proc is not None
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self) -> None:
-        Processes.stop(self.proc, 10)
-
-    def _get(self, path: str, timeout: float = 0.5) -> str | None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            body = resp.read().decode()
-            return body if resp.status == 200 else None
-        except OSError:
-            return None
-        finally:
-            conn.close()
-
-    def leader(self) -> dict | None:
-        """This candidate's /leader, or None when it does not answer."""
-        body = self._get("/leader")
-        if body is None:
-            return None
-        try:
-            return json.loads(body)
-        except ValueError:
-            return None
-
-    def requests(self) -> dict[str, float]:
-        """The candidate's own count of API requests, by verb."""
-        body = self._get("/metrics", timeout=2)
-        if body is None:
-            return {}
-        name = ("lease_elector_api_requests_total" if self.impl == "lease-elector"
-                else "client_go_candidate_api_requests_total")
-        return by_label(body, name, "verb")
-
-    def cpu_seconds(self) -> float:
-        assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        # utime and stime are fields 14 and 15; fields[0] is field 3 (state).
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def rss_kib(self) -> int:
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
-
-
-class Context:
-    def __init__(self, args, work: Path, fixture: Fixture, procs: Processes):
-        self.args = args
-        self.work = work
-        self.fixture = fixture
-        self.fixture_bin = Path(args.fixture_bin).resolve()
-        self.lease_elector_bin = Path(args.lease_elector_bin).resolve()
-        self.timings = (args.lease_duration, args.renew_deadline, args.retry_period)
-        self.procs = procs
-
-
 # ---------------------------------------------------------------- measuring
-
-
-def need(cond, timeout: float, what: str):
-    """wait_for(cond) polled every 50 ms; the benchmark cannot measure without it."""
-    v = wait_for(cond, timeout, 0.05)
-    if not v:
-        raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-    return v
-
-
-def settled(cands: list[Candidate]) -> Candidate | None:
-    """The single leader, once every candidate runs and reports it as holder."""
-    views = [c.leader() if c.alive() else None for c in cands]
-    if any(v is None for v in views):
-        return None
-    leaders = [c for c, v in zip(cands, views) if v.get("is_leader")]
-    if len(leaders) != 1:
-        return None
-    holder = leaders[0].identity
-    if all(v.get("holder") == holder for v in views):
-        return leaders[0]
-    return None
 
 
 def failover(cands: list[Candidate], sig: int, timeout: float) -> tuple[float, Candidate, Candidate]:
@@ -414,73 +250,26 @@ def print_results(results: dict[str, dict], meta: dict) -> None:
     print(f"BENCH run wall_s={meta['wall_s']:.1f}")
 
 
-def fmt(v, f: str) -> str:
-    if v is None:
-        return "-"
-    return f.format(v)
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kib / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    load = os.getloadavg()[0]
-    return f"{os.cpu_count()} cores ({model}){mem}, load avg 1m {load:.2f} at start"
-
-
 # ---------------------------------------------------------------- main
-
-
-def default_lease_elector_bin() -> str:
-    for profile in ("release", "debug"):
-        p = REPO / "target" / profile / "lease-elector"
-        if p.is_file():
-            return str(p)
-    return str(REPO / "target" / "debug" / "lease-elector")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="few reps, short window (CI: < 2 min for both)")
-    ap.add_argument("--impl", choices=[*IMPLS, "both"], default="both")
     ap.add_argument("--reps", type=int, help="graceful handover repetitions [10; quick 3]")
     ap.add_argument("--crash-reps", type=int, help="crash takeover repetitions [10; quick 2]")
     ap.add_argument("--window", type=float, help="steady window in seconds [30; quick 10]")
-    ap.add_argument("--lease-duration", default="6s")
-    ap.add_argument("--renew-deadline", default="3s")
-    ap.add_argument("--retry-period", default="1s")
-    ap.add_argument("--lease-elector-bin", default=default_lease_elector_bin(),
-                    help="[target/release/lease-elector if present, else target/debug]")
-    ap.add_argument("--fixture-bin", default=os.environ.get("K8S_FIXTURE_BIN", str(REPO / "target/k8s-fixture/bin")),
-                    help="directory with k8s-fixture, etcd, kube-apiserver, client-go-candidate")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs) and print its path")
+    add_common_args(ap)
     args = ap.parse_args()
     args.reps = args.reps or (3 if args.quick else 10)
     args.crash_reps = args.crash_reps or (2 if args.quick else 10)
     args.window = args.window or (10.0 if args.quick else 30.0)
     impls = list(IMPLS) if args.impl == "both" else [args.impl]
 
-    for p in [Path(args.fixture_bin) / n for n in ("k8s-fixture", "etcd", "kube-apiserver", "client-go-candidate")] + \
-             ([Path(args.lease_elector_bin)] if "lease-elector" in impls else []):
-        if not os.access(p, os.X_OK):
-            print(f"failover.py: missing {p} (run bench/run.sh, which builds it)", file=sys.stderr)
-            return 2
-
-    # SIGTERM/SIGINT/SIGHUP: unwind through the finally blocks so that every
-    # process started here is stopped.
-    Processes.raise_on_signals()
-    procs = Processes()
+    missing = missing_binaries(args, impls)
+    if missing:
+        print(f"failover.py: missing {missing[0]} (run bench/run.sh, which builds it)", file=sys.stderr)
+        return 2
 
     started = time.monotonic()
     meta = {
@@ -488,33 +277,11 @@ def main() -> int:
         "timings": f"{args.lease_duration}/{args.renew_deadline}/{args.retry_period}",
         "reps": args.reps, "crash_reps": args.crash_reps, "window": args.window,
         "lease_elector_bin": os.path.relpath(args.lease_elector_bin, REPO),
-        "profile": "release" if "/release/" in str(Path(args.lease_elector_bin).resolve()) else "debug",
+        "profile": profile_of(args.lease_elector_bin),
         "machine": machine(),
     }
-    work = Path(tempfile.mkdtemp(prefix="lease-elector-bench-"))
-    fixture = Fixture(args.fixture_bin, work / "fixture", procs, log=str(work / "fixture-launcher.log"))
-    ctx = Context(args, work, fixture, procs)
-    results: dict[str, dict] = {}
-    ok = False
-    try:
-        log(f"starting the API server fixture in {work}")
-        if not fixture.start(180):
-            raise RuntimeError(fixture.error)
-        log(f"API server at {fixture.info['server']}")
-        for impl in impls:
-            results[impl] = run_impl(ctx, impl)
-        ok = True
-    except Interrupted as e:
-        log(f"interrupted ({e}); cleaning up")
-    except Exception as e:  # noqa: BLE001 - report and clean up
-        log(f"error: {e}")
-    finally:
-        procs.stop_all(25)  # the candidates and the API server, by PID
-        if args.keep or not ok:
-            log(f"logs kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    if not ok:
+    results = with_fixture(args, lambda ctx: {impl: run_impl(ctx, impl) for impl in impls})
+    if results is None:
         return 1
     meta["wall_s"] = time.monotonic() - started
     print_results(results, meta)

@@ -6,6 +6,9 @@
 #   bench/run.sh              # default mode: the numbers in docs/benchmarks.md (~6 min)
 #   bench/run.sh --quick      # CI mode: fewer reps, 10 s window (< 2 min)
 #   BENCH_RELEASE=1 bench/run.sh   # measure a release build of lease-elector
+#   BENCH_RELEASE=1 bench/run.sh --scale   # scale mode (bench/scale.py): N = 10, 100
+#                                  # candidates on one Lease, and 50 Leases x 3
+#   bench/run.sh --scale --n 10 --reps 3 --crash-reps 3 --leases 0   # a quick scale run
 #
 # Prints a side-by-side table and "BENCH <impl> <metric>=<value>" lines.
 set -euo pipefail
@@ -27,4 +30,9 @@ fi
 lease_elector="${CARGO_TARGET_DIR:-$repo/target}/$profile/lease-elector"
 echo "bench: lease-elector $profile build: $lease_elector" >&2
 
-exec python3 "$here/failover.py" --fixture-bin "$fixture_bin" --lease-elector-bin "$lease_elector" "$@"
+script=failover.py
+if [ "${1:-}" = --scale ]; then
+  script=scale.py
+  shift
+fi
+exec python3 "$here/$script" --fixture-bin "$fixture_bin" --lease-elector-bin "$lease_elector" "$@"

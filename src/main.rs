@@ -63,8 +63,10 @@ fn main() -> ExitCode {
         Ok(l) => l,
         Err(e) => return settings_error(e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    cli::memory::one_malloc_arena();
+    // One Lease needs one thread: a current-thread runtime (blocking work,
+    // such as DNS lookups, still gets the blocking pool).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -65,17 +65,29 @@ impl Default for OtelSettings {
     }
 }
 
-/// Keeps the trace exporter alive; flushes it when dropped.
+/// Keeps the trace exporter alive. [`Telemetry::flush`] exports what is
+/// left; dropped without it, the flush is only started.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports the spans still buffered, then stops the exporter. The exports
+    /// run on the async runtime, so the wait must not block the runtime's
+    /// thread (the daemon runs a current-thread runtime).
+    pub async fn flush(mut self) {
+        if let Some(p) = self.provider.take() {
+            let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;
+        }
+    }
 }
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Some(p) = self.provider.take() {
-            // Flushing waits for exports that run on the async runtime, so it
-            // must not block a thread the runtime may need.
-            let _ = std::thread::spawn(move || p.shutdown()).join();
+            // Not joined: on a current-thread runtime the exports it waits
+            // for could only run once this thread returns to the runtime.
+            std::thread::spawn(move || p.shutdown());
         }
     }
 }

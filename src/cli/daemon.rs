@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 /// `on_child_exit = "exit"`).
 pub async fn run(loaded: &Loaded, child: Option<Vec<String>>) -> anyhow::Result<i32> {
     let settings = &loaded.settings;
-    let _telemetry =
+    let telemetry =
         telemetry::init(&settings.log, &settings.otel).context("setting up logs and traces")?;
     let listener = http::bind(settings.listen_addr())
         .await
@@ -71,6 +71,7 @@ pub async fn run(loaded: &Loaded, child: Option<Vec<String>>) -> anyhow::Result<
     };
     server.stop().await;
     info!(code, "lease-elector stopped");
+    telemetry.flush().await;
     Ok(code)
 }
 

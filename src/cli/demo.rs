@@ -214,7 +214,9 @@ pub async fn run(args: DemoArgs, loaded: &Loaded) -> anyhow::Result<i32> {
             server.stop().await;
         }
     }
-    drop(telemetry); // flushes exported spans
+    if let Some(t) = telemetry {
+        t.flush().await; // exports the spans left
+    }
     println!("demo finished");
     Ok(0)
 }

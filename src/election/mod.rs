@@ -36,6 +36,7 @@
 //! - `quiet.rs`: the Lease watch, and the check of a watch gone quiet;
 //! - `phase.rs`: the loop, one function per phase;
 //! - `requests.rs`: acquire, renew and release, with named outcomes;
+//! - `contest.rs`: a follower's turn to write a takeable Lease, without a herd;
 //! - `builder.rs`, `while_leader.rs`, `stream.rs`: the API for controllers,
 //!   [`ElectionConfig::builder`], [`Elector::run_while_leader`] and
 //!   [`leader_changes`].
@@ -44,6 +45,7 @@
 
 mod api;
 mod builder;
+mod contest;
 mod observe;
 mod phase;
 mod quiet;

@@ -83,6 +83,15 @@ impl Knowledge {
         self.latest.as_ref()
     }
 
+    /// The resourceVersion of the last object seen (`None` before the first
+    /// read, or when the Lease was absent).
+    pub fn version(&self) -> Option<&str> {
+        self.latest
+            .as_ref()
+            .and_then(|o| o.lease.as_ref())
+            .and_then(|l| l.metadata.resource_version.as_deref())
+    }
+
     /// The holder in the last record seen (`""` when none).
     pub fn holder(&self) -> &str {
         record::holder(self.latest.as_ref().and_then(|o| o.spec.as_ref()))
@@ -103,11 +112,7 @@ impl Knowledge {
     /// expiry clock, which delays a takeover, and a leader's next renew
     /// settles who holds the Lease.) News without a version counts as new.
     pub fn is_stale(&self, version: Option<&str>) -> bool {
-        let current = self
-            .latest
-            .as_ref()
-            .and_then(|o| o.lease.as_ref())
-            .and_then(|l| l.metadata.resource_version.as_deref());
+        let current = self.version();
         let (Some(version), Some(_)) = (version, current) else {
             return false;
         };

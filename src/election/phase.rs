@@ -8,9 +8,10 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::api::Leadership;
+use super::contest::{Contest, Move};
 use super::quiet::Watch;
 use super::report::Verb;
-use super::requests::{Acquisition, Core, Renewal};
+use super::requests::{Core, Renewal};
 use crate::backend::{Change, ElectionEvent, LeaseBackend};
 
 /// What wakes a candidate besides its timers.
@@ -163,6 +164,7 @@ impl<B: LeaseBackend> Core<B> {
         let retry = self.config.timings.retry_period;
         // After a failed request: do not hammer the server.
         let mut backoff_until: Option<Instant> = None;
+        let mut contest = Contest::Open;
         loop {
             let now = Instant::now();
             let pause = [sit_out_until, backoff_until]
@@ -172,15 +174,13 @@ impl<B: LeaseBackend> Core<B> {
                 .max();
             let wake_at = match pause {
                 Some(t) => t,
-                None => match self.try_acquire().await {
+                None => match self.contend(&mut contest).await {
                     // The write landed after the shutdown came: never lead.
-                    Ok(Acquisition::Acquired) if shutdown.is_cancelled() => {
+                    Ok(Move::Won) if shutdown.is_cancelled() => {
                         return self.leave(winding_down).await;
                     }
-                    Ok(Acquisition::Acquired) => {
-                        return Phase::Leading(self.start_term(winding_down));
-                    }
-                    Ok(Acquisition::HeldUntil(expiry)) => expiry,
+                    Ok(Move::Won) => return Phase::Leading(self.start_term(winding_down)),
+                    Ok(Move::WaitUntil(t)) => t,
                     Err(e) => {
                         self.report.failure("acquire", &e);
                         let t = Instant::now() + self.jitter.jittered(retry);

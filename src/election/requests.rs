@@ -30,6 +30,8 @@ pub(super) enum Acquisition {
     Acquired,
     /// Someone else holds it until this local instant.
     HeldUntil(Instant),
+    /// Another candidate wrote first (a conflict): the watch will show who.
+    Beaten,
 }
 
 /// How one renew ended.
@@ -54,13 +56,20 @@ enum Release {
 }
 
 impl<B: LeaseBackend> Core<B> {
+    /// Until when the last record seen is someone else's; `None` when it is
+    /// takeable or not read yet. Decided without a request.
+    pub fn held_until(&self) -> Option<Instant> {
+        match self.judge(self.known.latest()?) {
+            Verdict::HeldUntil(t) => Some(t),
+            _ => None,
+        }
+    }
+
     /// One attempt to take the Lease.
     pub async fn try_acquire(&mut self) -> Result<Acquisition, BackendError> {
         // Most wake-ups are a watched renew of the current leader: decided
         // without a request, and without a span.
-        if let Some(obs) = self.known.latest()
-            && let Verdict::HeldUntil(t) = self.judge(obs)
-        {
+        if let Some(t) = self.held_until() {
             return Ok(Acquisition::HeldUntil(t));
         }
         let span = info_span!("acquire", lease = %self.config.lease, identity = %self.config.identity, outcome = tracing::field::Empty);
@@ -70,6 +79,7 @@ impl<B: LeaseBackend> Core<B> {
             match &result {
                 Ok(Acquisition::Acquired) => "acquired",
                 Ok(Acquisition::HeldUntil(_)) => "held",
+                Ok(Acquisition::Beaten) => "beaten",
                 Err(e) => e.reason(),
             },
         );
@@ -88,7 +98,7 @@ impl<B: LeaseBackend> Core<B> {
             Some(obs) => obs.clone(),
             None => self.refresh().await?,
         };
-        // Bounded: each pass follows a conflict that brought fresh news.
+        // Bounded: each pass follows a read that brought fresh news.
         for _ in 0..3 {
             if let Verdict::HeldUntil(t) = self.judge(&obs) {
                 return Ok(Acquisition::HeldUntil(t));
@@ -103,12 +113,13 @@ impl<B: LeaseBackend> Core<B> {
                     self.report.renewed(sent);
                     return Ok(Acquisition::Acquired);
                 }
-                Err(
-                    BackendError::Conflict(_)
-                    | BackendError::AlreadyExists
-                    | BackendError::NotFound,
-                ) => {
-                    debug!("lost a race for the Lease; re-reading");
+                // No read: the winner's record is on its way on the watch.
+                Err(BackendError::Conflict(_) | BackendError::AlreadyExists) => {
+                    debug!("lost a race for the Lease; waiting for the watch to show the winner");
+                    return Ok(Acquisition::Beaten);
+                }
+                Err(BackendError::NotFound) => {
+                    debug!("the Lease is gone; re-reading");
                     obs = self.refresh().await?;
                 }
                 Err(e) => return Err(e),
@@ -253,7 +264,7 @@ impl<B: LeaseBackend> Core<B> {
     }
 
     /// GET, then record what is there (or that nothing is).
-    async fn refresh(&mut self) -> Result<Observation, BackendError> {
+    pub(super) async fn refresh(&mut self) -> Result<Observation, BackendError> {
         self.report.request(Verb::Get);
         let lease = self.bounded(self.backend.get()).await?;
         self.observe(lease);

@@ -17,6 +17,8 @@ use crate::backend::BackendError;
 use crate::backend::memory::{MemoryBackend, MemoryLease};
 use crate::metrics::Metrics;
 
+mod contest;
+
 const T: Timings = Timings {
     lease_duration: Duration::from_secs(6),
     renew_deadline: Duration::from_secs(3),
@@ -117,6 +119,11 @@ fn candidate_with(store: &MemoryLease, id: &str, release_on_cancel: bool) -> Can
     }
 }
 
+/// How long candidate `id` waits before writing a takeable Lease (its stagger).
+fn turn(id: &str) -> Duration {
+    super::contest::stagger(id)
+}
+
 fn held_by(holder: &str) -> LeaseSpec {
     LeaseSpec {
         holder_identity: Some(holder.into()),
@@ -156,7 +163,7 @@ async fn a_follower_takes_over_only_lease_duration_after_it_saw_the_last_change(
     let start = Instant::now();
     let mut b = candidate(&store, "b");
     let took = b.until(|s| s.is_leader).await;
-    assert_eq!(took - start, T.lease_duration);
+    assert_eq!(took - start, T.lease_duration + turn("b"));
     assert_eq!(holder_of(&store), "b");
 }
 
@@ -172,7 +179,7 @@ async fn a_renew_time_far_in_the_past_is_not_trusted() {
     let took = b.until(|s| s.is_leader).await;
     assert_eq!(
         took - start,
-        T.lease_duration,
+        T.lease_duration + turn("b"),
         "a skewed clock must not shorten the wait"
     );
 }
@@ -187,7 +194,7 @@ async fn a_renew_time_in_the_future_does_not_extend_the_wait() {
     let start = Instant::now();
     let mut b = candidate(&store, "b");
     let took = b.until(|s| s.is_leader).await;
-    assert_eq!(took - start, T.lease_duration);
+    assert_eq!(took - start, T.lease_duration + turn("b"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -201,7 +208,7 @@ async fn every_change_seen_restarts_the_followers_expiry_clock() {
     store.write_spec(renewed);
     let seen = Instant::now();
     let took = b.until(|s| s.is_leader).await;
-    assert_eq!(took - seen, T.lease_duration);
+    assert_eq!(took - seen, T.lease_duration + turn("b"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -364,7 +371,7 @@ async fn a_restarted_holder_waits_out_its_old_record_before_taking_it_again() {
     let start = Instant::now();
     let mut a = candidate(&store, "a");
     let took = a.until(|s| s.is_leader).await;
-    assert_eq!(took - start, T.lease_duration);
+    assert_eq!(took - start, T.lease_duration + turn("a"));
     assert_eq!(
         stored(&store).lease_transitions,
         Some(3),
@@ -378,7 +385,7 @@ async fn an_empty_holder_is_taken_at_once() {
     store.write_spec(held_by(""));
     let start = Instant::now();
     let mut b = candidate(&store, "b");
-    assert_eq!(b.until(|s| s.is_leader).await, start);
+    assert_eq!(b.until(|s| s.is_leader).await, start + turn("b"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -387,7 +394,7 @@ async fn a_null_holder_is_taken_at_once() {
     store.write_spec(LeaseSpec::default());
     let start = Instant::now();
     let mut b = candidate(&store, "b");
-    assert_eq!(b.until(|s| s.is_leader).await, start);
+    assert_eq!(b.until(|s| s.is_leader).await, start + turn("b"));
     assert_eq!(stored(&store).lease_transitions, Some(1));
 }
 
@@ -400,7 +407,10 @@ async fn a_held_lease_without_times_or_duration_expires_after_our_own_lease_dura
     });
     let start = Instant::now();
     let mut b = candidate(&store, "b");
-    assert_eq!(b.until(|s| s.is_leader).await - start, T.lease_duration);
+    assert_eq!(
+        b.until(|s| s.is_leader).await - start,
+        T.lease_duration + turn("b")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -411,7 +421,10 @@ async fn a_zero_lease_duration_is_not_taken_as_already_expired() {
     store.write_spec(spec);
     let start = Instant::now();
     let mut b = candidate(&store, "b");
-    assert_eq!(b.until(|s| s.is_leader).await - start, T.lease_duration);
+    assert_eq!(
+        b.until(|s| s.is_leader).await - start,
+        T.lease_duration + turn("b")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -525,10 +538,10 @@ async fn a_resigning_leader_releases_and_lets_another_candidate_lead() {
     b.until(|s| s.is_leader).await;
     assert!(!a.is_leader());
     b.stop().await;
-    // a sits out for 5 s before trying again.
+    // a sits out for 5 s before trying again (after its turn).
     let t0 = Instant::now();
     let took = a.until(|s| s.is_leader).await;
-    assert!(took - t0 <= Duration::from_secs(5));
+    assert!(took - t0 <= Duration::from_secs(5) + turn("a"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -637,7 +650,8 @@ async fn a_shutdown_during_the_acquiring_write_never_starts_leading() {
     let store = MemoryLease::new("test", "default");
     let mut a = candidate(&store, "a");
     a.backend.set_latency(Duration::from_secs(1));
-    sleep(Duration::from_millis(500)).await;
+    // The read takes 1 s, then the create goes out after a's turn: halfway.
+    sleep(Duration::from_secs(1) + turn("a") + Duration::from_millis(500)).await;
     a.shutdown.cancel();
     // A Leadership handed out (and left unread) would hold the shutdown up.
     let ended = tokio::time::timeout(Duration::from_secs(30), &mut a.task).await;
@@ -688,7 +702,7 @@ async fn a_leader_that_sees_a_twins_renew_steps_down_and_waits_it_out() {
     a.until(|s| !s.is_leader).await;
     assert_eq!(a.metrics.identity_conflicts.get(), 1);
     let again = a.until(|s| s.is_leader).await;
-    assert_eq!(again - seen, T.lease_duration);
+    assert_eq!(again - seen, T.lease_duration + turn("a"));
 }
 
 mod quiet;
