@@ -14,6 +14,9 @@
 #   e2e          cargo test --test '*' (every tests/*.rs: CLI tests and the end-to-end
 #                tests that drive the real binary against the real API server, required
 #                here: E2E_REQUIRED=1)
+#   chaos        tests/chaos/run.sh: a mixed fleet (lease-elector, run mode, client-go) on
+#                one Lease under 50 random faults on the real API server (docs/chaos.md);
+#                CHAOS_SEED replays a schedule, CHAOS_FAULTS sets how many
 #   prometheus   alert rules (promtool unit and mutation tests), dashboard checks, and
 #                a real Prometheus over fake targets made from the real metric set
 #   chart        tests/helm/lint.sh: helm lint --strict, helm template renders and checks
@@ -36,13 +39,14 @@ export GOTOOLCHAIN=local
 export PATH="$(go env GOPATH)/bin:$PATH"
 export K8S_FIXTURE_BIN="${K8S_FIXTURE_BIN:-$root/target/k8s-fixture/bin}"
 
-STAGES=(fixture unit e2e prometheus chart dockerfile image integration node bench)
+STAGES=(fixture unit e2e chaos prometheus chart dockerfile image integration node bench)
 
 describe() {
   case "$1" in
     fixture) echo "build the API server fixture and helm from Go modules" ;;
     unit) echo "cargo test --lib --bins + doc tests (state machine, config, supervisor); dashboard renderer" ;;
     e2e) echo "cargo test --test '*' (CLI and end-to-end against the real API server)" ;;
+    chaos) echo "random faults on a mixed fleet on the real API server (tests/chaos/run.sh)" ;;
     prometheus) echo "alert rules, dashboard, real Prometheus (tests/prometheus/run.sh)" ;;
     chart) echo "helm lint and template checks (tests/helm/lint.sh)" ;;
     dockerfile) echo "Dockerfile checks (tests/dockerfile/check.sh)" ;;
@@ -66,6 +70,7 @@ run_stage() {
     fixture) fixture_stage ;;
     unit) unit_stage ;;
     e2e) e2e_stage ;;
+    chaos) tests/chaos/run.sh ;;
     prometheus) tests/prometheus/run.sh ;;
     chart) tests/helm/lint.sh ;;
     dockerfile) tests/dockerfile/check.sh ;;
