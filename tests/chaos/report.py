@@ -42,7 +42,7 @@ def judge(results, args, fleet, plan, frozen, sampler, watch, children, clock_of
     sampled_ours = [o for o in sampled if impl[o[0]] == "lease-elector"]
     results.check(not sampled_ours, "no lease-elector answers is_leader on /leader while another candidate "
                   "already did (intersecting runs of answers)", overlap_lines(sampled, impl))
-    unlogged = v.unlogged_leader_samples(sampler.samples, terms)
+    unlogged = v.unlogged_leader_samples(sampler.samples, {c.identity: c.reported_terms() for c in fleet.candidates})
     results.check(not unlogged, "every is_leader answer lies in a term the candidate logged",
                   "\n".join(f"{i}: sent {stamp(s)} received {stamp(r)}" for i, s, r in unlogged))
     bad = v.transition_faults(watch.history)

@@ -12,7 +12,9 @@ seconds (time.time()), end None while it still leads. lease-elector logs JSON
 ("became leader" / "stopped leading"); client-go-candidate logs klog lines ("started
 leading: ID", then "Received termination" (its context is cancelled: the work stops) or
 "leader lost: ID" (OnStoppedLeading)). A term whose process died without a closing line
-ends when the process was seen to exit (note_exit()).
+ends when the process was seen to exit (note_exit()). reported_terms() are the terms as
+/leader reports them: the same, except that client-go-candidate says is_leader until
+OnStoppedLeading, after its release, while its work stopped at the cancellation.
 
 Timings are (lease_duration, renew_deadline, retry_period) in seconds.
 """
@@ -95,7 +97,7 @@ class Candidate:
         finally:
             conn.close()
 
-    def terms(self):
+    def terms(self, reported=False):
         """Every term this candidate logged, over all its starts: [(start, end)], wall clock."""
         out = []
         for n in range(1, self.starts + 1):
@@ -103,10 +105,14 @@ class Candidate:
                 text = self.log_path(n).read_text(errors="replace")
             except OSError:
                 continue
-            out.extend(close_terms(self.parse(text), self.exits.get(n)))
+            out.extend(close_terms(self.parse(text, reported), self.exits.get(n)))
         return out
 
-    def parse(self, text):
+    def reported_terms(self):
+        """The terms as /leader reports them (is_leader true)."""
+        return self.terms(reported=True)
+
+    def parse(self, text, reported):
         """[(wall time, "start" | "stop")] from one log."""
         raise NotImplementedError
 
@@ -145,7 +151,7 @@ class LeaseElector(Candidate):
             argv += ["--", *self.run]
         return argv
 
-    def parse(self, text):
+    def parse(self, text, reported):
         marks = []
         for line in text.splitlines():
             if not line.startswith("{"):
@@ -174,7 +180,7 @@ class ClientGo(Candidate):
                 "--kubeconfig", self.kubeconfig, "--listen", f"127.0.0.1:{self.port}",
                 "--lease-duration", seconds(d), "--renew-deadline", seconds(r), "--retry-period", seconds(p)]
 
-    def parse(self, text):
+    def parse(self, text, reported):
         marks = []
         for line in text.splitlines():
             t = klog_time(line)
@@ -182,7 +188,7 @@ class ClientGo(Candidate):
                 continue
             if f"started leading: {self.identity}" in line:
                 marks.append((t, "start"))
-            elif "Received termination" in line or f"leader lost: {self.identity}" in line:
+            elif f"leader lost: {self.identity}" in line or ("Received termination" in line and not reported):
                 marks.append((t, "stop"))
         return marks
 
