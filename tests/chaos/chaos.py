@@ -148,9 +148,10 @@ def run(args, fleet, plan, started):
     fleet.stop()
     children.stop()
     watch.stop()
+    record = report.Record.of(fleet, plan, injector.frozen, sampler, watch, children, clock_offset)
+    record.save(fleet.work / "record.json")
     results = Results("chaos")
-    report.judge(results, args, fleet, plan, injector.frozen, sampler, watch, children, clock_offset,
-                 wall=time.monotonic() - started)
+    report.judge(results, args, record, wall=time.monotonic() - started)
     return results.summary() == 0
 
 
