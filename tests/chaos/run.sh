@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The chaos stage: builds the daemon and the API server fixture, lints the Python of the
-# runner and its toolkit, then runs tests/chaos/chaos.py (arguments are passed on).
+# The chaos stage: lints the Python of the runner and its toolkit, tests its checks on
+# made-up records (test_verdict.py), builds the API server fixture and the daemon, then
+# runs tests/chaos/chaos.py (arguments are passed on).
 #   CHAOS_SEED=N     replay the schedule of seed N (printed by every run)
 #   CHAOS_FAULTS=N   how many faults (default 50)
 #   CHAOS_STRICT_CHILDREN=1  fail on overlapping run-mode children too
@@ -26,6 +27,7 @@ lint_python() { # syntax of every file; pyflakes too when it is installed (.ci/r
 }
 
 lint_python
+python3 -m unittest discover -s tests/chaos -p 'test_*.py' # the checks find what they must
 tests/k8s-fixture/build.sh >/dev/null
 build_lease_elector
 exec python3 tests/chaos/chaos.py --lease-elector-bin "$root/target/debug/lease-elector" "$@"

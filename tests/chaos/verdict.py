@@ -51,7 +51,7 @@ def resume_lags(terms_by_id, frozen):
 def overlaps(intervals_by_id):
     """[(a, b, seconds overlapping, at)] for every two intervals of different owners that
     share an instant (touching ends do not)."""
-    flat = sorted((s, e, ident) for ident, ivs in intervals_by_id.items() for s, e in ivs)
+    flat = sorted((s, end_of((s, e)), ident) for ident, ivs in intervals_by_id.items() for s, e in ivs)
     found = []
     for i, (s1, e1, a) in enumerate(flat):
         for s2, e2, b in flat[i + 1:]:
