@@ -113,9 +113,11 @@ class LeaseWatch:
 class Children:
     """The run-mode children: their start/stop lines (tests/chaos/child.py) in one log, and
     the exit of each, seen through a pidfd (a SIGKILLed child writes no stop line).
-    lives[pid] = {"identity", "start", "exit"} in CLOCK_MONOTONIC seconds; "start" is the
-    earlier of the logged start and the process's start time in /proc (the interpreter
-    takes a while before it logs)."""
+    lives[pid] = {"identity", "start", "exit"} in CLOCK_MONOTONIC seconds. "start" is the
+    earlier of the logged start and the end of the clock tick (10 ms) in which /proc says
+    the process started (the interpreter takes a while before it logs); "exit" is the
+    child's own stop line when it wrote one, else when its pidfd said it exited. Both
+    err on the late side, by at most a tick and the watcher's wake-up."""
 
     def __init__(self, log):
         self.log = Path(log)
@@ -128,7 +130,7 @@ class Children:
         self.thread.start()
 
     def stop(self):
-        time.sleep(0.1)  # the last lines and exits
+        time.sleep(0.2)  # the last lines and exits
         self.stopping.set()
         self.thread.join(timeout=2)
 
@@ -164,7 +166,9 @@ class Children:
             return
         try:
             select.select([fd], [], [])
-            life["exit"] = time.monotonic()
+            seen = time.monotonic()
+            time.sleep(0.05)  # its stop line, if it wrote one, is in the log by now
+            life["exit"] = life.get("stopped", seen)
         finally:
             os.close(fd)
 
@@ -175,6 +179,6 @@ def proc_start(pid):
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return float("inf")
-    ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime since boot
+    ticks = int(stat.rsplit(")", 1)[1].split()[19]) + 1  # field 22, starttime; its tick's end
     since_boot = ticks / os.sysconf("SC_CLK_TCK")
     return since_boot - (time.clock_gettime(time.CLOCK_BOOTTIME) - time.monotonic())

@@ -24,18 +24,34 @@ class TermOverlaps(unittest.TestCase):
 
     def test_time_spent_stopped_does_not_count_as_leading(self):
         act = v.acting({"a": [(0.0, 10.0)], "b": [(5.0, 20.0)]}, {"a": [(4.0, 9.0)]}, resume=0.0)
-        self.assertEqual([(o[0], o[1]) for o in v.overlaps(act)], [("b", "a")])  # a's 9..10
+        found = v.overlaps(act)
+        self.assertEqual(len(found), 1)
+        self.assertAlmostEqual(found[0][2], 1.0)  # a's 9..10
+
+    def test_the_one_that_led_on_is_the_one_whose_term_began_first(self):
+        act = v.acting({"a": [(0.0, 12.0)], "b": [(8.0, 20.0)]}, {"a": [(4.0, 9.0)]}, resume=0.0)
+        self.assertEqual([(o[0], o[1]) for o in v.overlaps(act)], [("a", "b")])  # a resumed at 9
 
     def test_the_resume_allowance_covers_a_prompt_step_down_only(self):
         terms = {"a": [(0.0, 9.003)], "b": [(5.0, 20.0)]}
         self.assertEqual(v.overlaps(v.acting(terms, {"a": [(4.0, 9.0)]}, resume=0.05)), [])
         late = {"a": [(0.0, 9.2)], "b": [(5.0, 20.0)]}
         self.assertEqual(len(v.overlaps(v.acting(late, {"a": [(4.0, 9.0)]}, resume=0.05))), 1)
-        self.assertAlmostEqual(v.resume_lags(late, {"a": [(4.0, 9.0)]})[0], 0.2)
+        self.assertAlmostEqual(v.resume_lags(late, {"a": [(4.0, 9.0)]})["a"][0], 0.2)
 
     def test_the_allowance_does_not_hide_a_term_won_after_the_stop(self):
         terms = {"a": [(9.01, 12.0)], "b": [(5.0, 9.03)]}
         self.assertEqual(len(v.overlaps(v.acting(terms, {"a": [(4.0, 9.0)]}, resume=0.05))), 1)
+
+
+class ForeignRelease(unittest.TestCase):
+    def test_a_live_record_cleared_by_another_and_taken_is_found(self):
+        h = [(9.0, "MODIFIED", "a", 3, "1"), (9.5, "MODIFIED", "", 3, "2"), (9.6, "MODIFIED", "b", 4, "3")]
+        self.assertTrue(v.cleared_under(h, "a", "b", at=9.6))
+
+    def test_a_takeover_of_an_expired_record_is_not(self):
+        h = [(9.0, "MODIFIED", "a", 3, "1"), (9.6, "MODIFIED", "b", 4, "2")]
+        self.assertFalse(v.cleared_under(h, "a", "b", at=9.6))
 
 
 class Children(unittest.TestCase):
@@ -53,6 +69,12 @@ class Sampler(unittest.TestCase):
         a = [(t, t + 0.001, True) for t in (0.0, 0.025, 0.05, 0.075)]
         b = [(t, t + 0.001, True) for t in (0.03, 0.055, 0.08)]
         self.assertEqual(len(v.sampler_overlaps({"a": a, "b": b})), 1)
+
+    def test_a_resumed_candidate_answering_on_is_the_one_that_led_on(self):
+        a = [(t, t + 0.001, True) for t in (4.0, 4.025, 4.05)]  # resumed at 4, term since 0
+        b = [(t, t + 0.001, True) for t in (3.0, 3.025, 4.03, 4.055)]
+        found = v.sampler_overlaps({"a": a, "b": b}, {"a": [(0.0, 4.06)], "b": [(3.0, None)]}, gap=2.0)
+        self.assertEqual([(o[0], o[1]) for o in found], [("a", "b")])
 
     def test_a_gap_in_the_answers_splits_a_run(self):
         a = [(0.0, 0.001, True), (0.025, 0.026, True), (4.0, 4.001, True)]  # stopped in between

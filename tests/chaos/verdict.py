@@ -35,31 +35,44 @@ def acting(terms_by_id, frozen, resume=0.0):
     run its timers and step down; resume_lags() measures it)."""
     def holes(term, ident):
         return [(s, c + resume if term[0] < s else c) for s, c in frozen.get(ident, [])]
-    return {ident: [p for t in terms for p in subtract(t, holes(t, ident))]
+    return {ident: [(a, b, t[0]) for t in terms for a, b in subtract(t, holes(t, ident))]
             for ident, terms in terms_by_id.items()}
 
 
 def resume_lags(terms_by_id, frozen):
-    """Seconds from each SIGCONT to the end of the term that the stop interrupted."""
-    lags = []
-    for ident, stops in frozen.items():
-        for s, c in stops:
-            lags += [end_of(t) - c for t in terms_by_id.get(ident, []) if t[0] < s and end_of(t) > c]
-    return lags
+    """identity -> seconds from each SIGCONT to the end of the term the stop interrupted."""
+    return {ident: [end_of(t) - c for s, c in stops for t in terms_by_id.get(ident, [])
+                    if t[0] < s and end_of(t) > c]
+            for ident, stops in frozen.items()}
 
 
 def overlaps(intervals_by_id):
     """[(a, b, seconds overlapping, at)] for every two intervals of different owners that
-    share an instant (touching ends do not)."""
-    flat = sorted((s, end_of((s, e)), ident) for ident, ivs in intervals_by_id.items() for s, e in ivs)
+    share an instant (touching ends do not). An interval is (start, end) or (start, end,
+    origin): the start of the term it is a piece of. `a` is the one whose term began
+    first, the one that led on; `at` is when the overlap began."""
+    flat = sorted((iv[0], end_of(iv), iv[2] if len(iv) > 2 else iv[0], ident)
+                  for ident, ivs in intervals_by_id.items() for iv in ivs)
     found = []
-    for i, (s1, e1, a) in enumerate(flat):
-        for s2, e2, b in flat[i + 1:]:
+    for i, (s1, e1, o1, a) in enumerate(flat):
+        for s2, e2, o2, b in flat[i + 1:]:
             if s2 >= e1:
                 break
             if a != b:
-                found.append((a, b, min(e1, e2) - s2, s2))
+                first, then = (a, b) if o1 <= o2 else (b, a)
+                found.append((first, then, min(e1, e2) - s2, s2))
     return found
+
+
+def cleared_under(history, a, b, at, before=5.0, after=1.0):
+    """Whether the Lease history around `at` went holder a -> "" -> b: someone else
+    released a's live record (a lease-elector releases only after it logged its stop, so
+    a release inside its term is not its own) and b took the released Lease."""
+    holders = []
+    for t, _kind, holder, _trans, _rv in history:
+        if at - before <= t <= at + after and (not holders or holders[-1] != holder):
+            holders.append(holder)
+    return any(holders[i:i + 3] == [a, "", b] for i in range(len(holders) - 2))
 
 
 def child_overlaps(lives):
@@ -90,7 +103,7 @@ def covered_from(t, intervals_by_id, horizon):
     """The first instant >= t, before `horizon`, when someone acts as leader; None if none."""
     best = None
     for ivs in intervals_by_id.values():
-        for s, e in ivs:
+        for s, e, *_ in ivs:
             if e > t and s < horizon:
                 at = max(s, t)
                 best = at if best is None else min(best, at)
@@ -99,7 +112,7 @@ def covered_from(t, intervals_by_id, horizon):
 
 def first_start_after(t, intervals_by_id, horizon):
     """The earliest start of an acting interval in (t, horizon): (who, when) or None."""
-    starts = [(s, who) for who, ivs in intervals_by_id.items() for s, _ in ivs if t < s < horizon]
+    starts = [(iv[0], who) for who, ivs in intervals_by_id.items() for iv in ivs if t < iv[0] < horizon]
     return min(starts, default=None)
 
 
@@ -116,12 +129,12 @@ def measure_faults(faults, act, terms_by_id, end):
             f.notes["failover_s"] = None if nxt is None else nxt[0] - f.start
 
 
-def sampler_overlaps(samples, gap=0.3):
+def sampler_overlaps(samples, terms_by_id=None, gap=0.3):
     """Overlaps proven by /leader answers alone: a run of >= 2 consecutive is_leader
     answers of one candidate, none more than `gap` s after the previous one (no answers
     means no knowledge: a stopped or restarted process), proves it led from the first
     reply to the last request (one term); such spans of different candidates must not
-    intersect."""
+    intersect. `terms_by_id` (the logged terms) tells which one led on."""
     spans = {}
     for ident, ss in samples.items():
         run = []
@@ -130,9 +143,16 @@ def sampler_overlaps(samples, gap=0.3):
                 run.append((sent, recv))
                 continue
             if len(run) >= 2 and run[0][1] < run[-1][0]:
-                spans.setdefault(ident, []).append((run[0][1], run[-1][0]))
+                span = (run[0][1], run[-1][0])
+                spans.setdefault(ident, []).append(span + (origin(span, (terms_by_id or {}).get(ident, [])),))
             run = [(sent, recv)] if lead else []
     return overlaps(spans)
+
+
+def origin(span, terms):
+    """The start of the logged term a span of answers belongs to (else the span's own):
+    a resumed candidate's answers continue the term it had before it was stopped."""
+    return max((s for s, _e in terms if s <= span[0]), default=span[0])
 
 
 def unlogged_leader_samples(samples, terms_by_id, slack=0.05):
