@@ -108,7 +108,7 @@ def main():
     Processes.raise_on_signals()
     procs = Processes()
     work = Path(tempfile.mkdtemp(prefix="lease-elector-chaos-"))
-    fleet = Fleet(args, work, procs, log)
+    fleet = Fleet(args, work, procs)
     started = time.monotonic()
     ok = False
     try:

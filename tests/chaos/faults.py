@@ -74,6 +74,7 @@ class Injector:
         self.frozen = {}  # identity -> [(SIGSTOP wall time, SIGCONT wall time)]
 
     def resolve(self, fault, leaders):
+        """The candidate a fault is aimed at (candidate 0 for "leader" when none leads)."""
         cands = self.fleet.candidates
         if fault.aim == "all":
             return None

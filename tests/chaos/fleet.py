@@ -21,8 +21,8 @@ def api_port(info):
 class Fleet:
     """fleet.candidates (in order), fleet.proxies[identity], fleet.fixture."""
 
-    def __init__(self, args, work, procs, log):
-        self.args, self.work, self.procs, self.log = args, Path(work), procs, log
+    def __init__(self, args, work, procs):
+        self.args, self.work, self.procs = args, Path(work), procs
         self.fixture = Fixture(args.fixture_bin, self.work / "fixture", procs, log=str(self.work / "fixture.log"))
         self.lease = f"chaos-{args.seed}"
         self.children_log = self.work / "children.log"

@@ -23,6 +23,7 @@ import http.client
 import json
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -76,7 +77,7 @@ class Candidate:
         """The exit code once the process exited within `timeout` (noted for terms()), else None."""
         try:
             code = self.proc.wait(timeout=timeout)
-        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
+        except subprocess.TimeoutExpired:
             return None
         self.note_exit()
         return code
