@@ -111,6 +111,11 @@ class Schedule(unittest.TestCase):
         self.assertEqual({f.kind for f in plan}, set(KINDS))
         self.assertTrue(all(f.duration > 3.0 for f in plan if f.kind == "sigstop"))
 
+    def test_the_api_server_restarts_once_per_fifty_faults(self):
+        self.assertEqual(sum(f.kind == "apiserver" for f in schedule(7, 50, 5, 3.0)), 1)
+        self.assertEqual(sum(f.kind == "apiserver" for f in schedule(7, 500, 5, 3.0)), 10)
+        self.assertEqual(len(schedule(7, 3, 5, 3.0)), 3)
+
 
 if __name__ == "__main__":
     unittest.main()
