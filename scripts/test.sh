@@ -17,6 +17,9 @@
 #   e2e          cargo test --features daemon --test '*' (every tests/*.rs: CLI tests and the end-to-end
 #                tests that drive the real binary against the real API server, required
 #                here: E2E_REQUIRED=1)
+#   chaos        tests/chaos/run.sh: a mixed fleet (lease-elector, run mode, client-go) on
+#                one Lease under 50 random faults on the real API server (docs/chaos.md);
+#                CHAOS_SEED replays a schedule, CHAOS_FAULTS sets how many
 #   prometheus   alert rules (promtool unit and mutation tests), dashboard checks, and
 #                a real Prometheus over fake targets made from the real metric set
 #   chart        tests/helm/lint.sh: helm lint --strict, helm template renders and checks
@@ -39,7 +42,7 @@ export GOTOOLCHAIN=local
 export PATH="$(go env GOPATH)/bin:$PATH"
 export K8S_FIXTURE_BIN="${K8S_FIXTURE_BIN:-$root/target/k8s-fixture/bin}"
 
-STAGES=(fixture unit features e2e prometheus chart dockerfile image integration node bench)
+STAGES=(fixture unit features e2e chaos prometheus chart dockerfile image integration node bench)
 
 describe() {
   case "$1" in
@@ -47,6 +50,7 @@ describe() {
     unit) echo "cargo test --features daemon --lib --bins + doc tests (state machine, config, supervisor); dashboard renderer" ;;
     features) echo "feature sets, lean tree, examples, docs, package list (scripts/check-features.sh)" ;;
     e2e) echo "cargo test --features daemon --test '*' (CLI, examples and end-to-end against the real API server)" ;;
+    chaos) echo "random faults on a mixed fleet on the real API server (tests/chaos/run.sh)" ;;
     prometheus) echo "alert rules, dashboard, real Prometheus (tests/prometheus/run.sh)" ;;
     chart) echo "helm lint and template checks (tests/helm/lint.sh)" ;;
     dockerfile) echo "Dockerfile checks (tests/dockerfile/check.sh)" ;;
@@ -74,6 +78,7 @@ run_stage() {
     unit) unit_stage ;;
     features) scripts/check-features.sh ;;
     e2e) e2e_stage ;;
+    chaos) tests/chaos/run.sh ;;
     prometheus) tests/prometheus/run.sh ;;
     chart) tests/helm/lint.sh ;;
     dockerfile) tests/dockerfile/check.sh ;;

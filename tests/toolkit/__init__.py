@@ -14,6 +14,12 @@ One place for what every script under tests/ and bench/ needs:
                     start-up protocol (the "K8S_FIXTURE_READY <info.json>" line).
   toolkit.kube      Kube: kubectl with a kubeconfig and raw HTTPS requests with a bearer
                     token; write_kubeconfig(): a token-only kubeconfig for the fixture.
+  toolkit.proxy     Proxy: a TCP proxy on 127.0.0.1 in front of the API server, one per
+                    candidate, with faults: pass, loud (close and refuse), silent (hold
+                    every byte, refuse nothing), latency; retarget() after a restart.
+  toolkit.candidates  LeaseElector (plain or run mode) and ClientGo (the fixture's
+                    client-go-candidate): start, signal, /leader, and terms(): the terms
+                    each logged itself, in wall-clock seconds.
   toolkit.prom      Prometheus: the one client of the Prometheus HTTP API;
                     PrometheusServer: a real `prometheus` over static 127.0.0.1 targets;
                     AlertWatch: a poller of /api/v1/alerts.
