@@ -266,8 +266,7 @@ impl<B: LeaseBackend> Core<B> {
 
     /// Stops acting as leader at once; what happens to the Lease follows.
     fn end_term(&mut self, term: Term, end: TermEnd) -> Phase {
-        term.token.cancel();
-        let work = term.work;
+        let (token, work) = (term.token, term.work);
         let stepping_down = |work, handover, next| Phase::SteppingDown {
             work,
             handover,
@@ -275,7 +274,7 @@ impl<B: LeaseBackend> Core<B> {
         };
         match end {
             TermEnd::Shutdown => {
-                self.report.stopped_leading("shutting down");
+                self.report.stopped_leading("shutting down", &token);
                 let handover = if self.config.release_on_cancel {
                     Handover::Release
                 } else {
@@ -284,15 +283,20 @@ impl<B: LeaseBackend> Core<B> {
                 stepping_down(work, handover, AfterStepDown::Stop)
             }
             TermEnd::Resigned(sit_out) => {
-                self.report.stopped_leading("resigned");
+                self.report.stopped_leading("resigned", &token);
                 stepping_down(work, Handover::Release, AfterStepDown::SitOut(sit_out))
             }
-            TermEnd::DeadlineMissed => self.lost(work, "no successful renew within renew_deadline"),
-            TermEnd::Taken(holder) => {
-                self.lost(work, &format!("the Lease is now held by {holder:?}"))
+            TermEnd::DeadlineMissed => {
+                self.lost(work, &token, "no successful renew within renew_deadline")
             }
+            TermEnd::Taken(holder) => self.lost(
+                work,
+                &token,
+                &format!("the Lease is now held by {holder:?}"),
+            ),
             TermEnd::Twin => self.lost(
                 work,
+                &token,
                 "another process renews the Lease under this identity (identities must be unique)",
             ),
         }
@@ -300,8 +304,8 @@ impl<B: LeaseBackend> Core<B> {
 
     /// The Lease is lost: nothing to hand over, back to following, with the
     /// term's work still winding down.
-    fn lost(&mut self, work: WorkDone, why: &str) -> Phase {
-        self.report.stopped_leading(why);
+    fn lost(&mut self, work: WorkDone, token: &CancellationToken, why: &str) -> Phase {
+        self.report.stopped_leading(why, token);
         self.report.kube_event(ElectionEvent::StoppedLeading);
         Phase::Following {
             sit_out_until: None,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::api::{LeaderEvent, Leadership, Status};
@@ -112,18 +113,28 @@ impl<B: LeaseBackend> Report<B> {
         let fencing_token = leadership.fencing_token;
         info!(lease = %self.lease, identity = %self.identity, fencing_token, "became leader");
         self.reporter.became_leader();
-        self.status.send_modify(|s| s.is_leader = true);
+        self.status.send_modify(|s| {
+            s.is_leader = true;
+            s.fencing_token = Some(fencing_token);
+        });
         self.emit(LeaderEvent::StartedLeading(leadership));
         self.kube_event(ElectionEvent::BecameLeader);
     }
 
-    /// This candidate no longer acts as leader. The Kubernetes Event is
-    /// recorded by the caller: after a release, when one follows, so the
-    /// handover does not queue behind it.
-    pub fn stopped_leading(&self, why: &str) {
+    /// This candidate no longer acts as leader: the status says so first,
+    /// then the term's `token` is cancelled, so whoever sees the cancellation
+    /// (the workload, the supervisor, a `/leader/stream` client) also sees
+    /// `is_leader = false`. The Kubernetes Event is recorded by the caller:
+    /// after a release, when one follows, so the handover does not queue
+    /// behind it.
+    pub fn stopped_leading(&self, why: &str, token: &CancellationToken) {
+        self.status.send_modify(|s| {
+            s.is_leader = false;
+            s.fencing_token = None;
+        });
+        token.cancel();
         warn!(lease = %self.lease, identity = %self.identity, reason = why, "stopped leading");
         self.reporter.stopped_leading();
-        self.status.send_modify(|s| s.is_leader = false);
         self.emit(LeaderEvent::StoppedLeading);
     }
 
