@@ -9,13 +9,15 @@
 //!   fixture this binary shares;
 //! - [`restart`]: an API server restart, on a fixture of its own;
 //! - [`run_mode`]: `lease-elector run` never lets two children overlap;
-//! - [`pod_label`]: the leader's Pod label.
+//! - [`pod_label`]: the leader's Pod label;
+//! - [`leader_stream`]: `/leader/stream` (SSE) through a SIGTERM handover.
 //!
 //! Without the fixture (tests/k8s-fixture/build.sh) the tests skip, unless
 //! E2E_REQUIRED=1.
 
 mod common;
 mod election;
+mod leader_stream;
 mod pod_label;
 mod restart;
 mod run_mode;
