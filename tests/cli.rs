@@ -139,6 +139,36 @@ fn an_invalid_setting_exits_2_naming_field_and_layer_before_contacting_the_clust
 }
 
 #[test]
+fn version_prints_the_version_git_commit_and_build_date() {
+    use lease_elector::metrics::{BUILD_DATE, GIT_COMMIT, VERSION};
+    let out = run(cmd(None).arg("--version"));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text,
+        format!("lease-elector {VERSION} (commit {GIT_COMMIT}, built {BUILD_DATE})\n")
+    );
+    assert_eq!(VERSION, env!("CARGO_PKG_VERSION"));
+    let date = BUILD_DATE.as_bytes();
+    let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    assert!(
+        date.len() == 20 && digits.iter().all(|&i| date[i].is_ascii_digit()) && date[19] == b'Z',
+        "build date {BUILD_DATE:?} is YYYY-MM-DDTHH:MM:SSZ"
+    );
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    match head {
+        Ok(h) if h.status.success() && std::env::var_os("BUILD_GIT_COMMIT").is_none() => {
+            let head = String::from_utf8(h.stdout).unwrap();
+            assert_eq!(GIT_COMMIT, &head[..12], "the commit is git's HEAD");
+        }
+        _ => assert!(!GIT_COMMIT.is_empty()),
+    }
+}
+
+#[test]
 fn a_usage_error_exits_2() {
     let out = run(cmd(None).arg("--no-such-flag"));
     assert_eq!(out.status.code(), Some(2));

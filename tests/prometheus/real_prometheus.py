@@ -132,7 +132,7 @@ class Candidate:
                       f'lease_elector_leader_info{{holder="{self.holder}",{c}}} 1',
                       "# TYPE lease_elector_api_requests_total counter"]
             lines += [f'lease_elector_api_requests_total{{{c},verb="{v}"}} {self.api.get(v, 0)}' for v in m.verbs]
-            lines += ["# TYPE lease_elector_build_info gauge", f'lease_elector_build_info{{version="{m.version}"}} 1',
+            lines += ["# TYPE lease_elector_build_info gauge", f'lease_elector_build_info{{build_date="2026-12-02T00:00:00Z",commit="0123456789ab",version="{m.version}"}} 1',
                       "# TYPE leader_election_master_status gauge",
                       f'leader_election_master_status{{name="{LEASE}"}} {self.is_leader}',
                       "# TYPE lease_elector_child_running gauge",
