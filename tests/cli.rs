@@ -168,6 +168,45 @@ fn version_prints_the_version_git_commit_and_build_date() {
     }
 }
 
+/// A text log line about an unreachable API server names the request, the
+/// error class and the retry, and has no escape codes off a terminal.
+#[test]
+fn an_unreachable_api_server_is_logged_with_the_request_its_class_and_the_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = kubeconfig_for(closed, dir.path());
+    let mut child = cmd(Some(&kubeconfig))
+        .args(["--lease", "l", "--namespace", "default", "--identity", "a"])
+        .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = reader.join().unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("acquire failed"))
+        .unwrap_or_else(|| panic!("no acquire failure in:\n{text}"));
+    assert!(
+        line.contains("get Lease default/l: unreachable: ") && line.contains("; retrying in "),
+        "{line}"
+    );
+    assert!(!text.contains('\x1b'), "no escape codes: {text:?}");
+}
+
 #[test]
 fn a_usage_error_exits_2() {
     let out = run(cmd(None).arg("--no-such-flag"));

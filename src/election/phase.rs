@@ -8,7 +8,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::api::Leadership;
-use super::report::Verb;
+use super::report::{self, Verb};
 use super::requests::{Acquisition, Core, Renewal};
 use super::settings::jittered;
 use crate::backend::{Change, ElectionEvent, LeaseBackend};
@@ -169,8 +169,10 @@ impl<B: LeaseBackend> Core<B> {
                     }
                     Ok(Acquisition::HeldUntil(expiry)) => expiry,
                     Err(e) => {
-                        self.report.failure("acquire", &e);
-                        let t = Instant::now() + jittered(retry);
+                        let pause = jittered(retry);
+                        let next = format!("retrying in {}", report::secs(pause));
+                        self.report.failure("acquire", &e, &next);
+                        let t = Instant::now() + pause;
                         backoff_until = Some(t);
                         t
                     }
