@@ -3,7 +3,12 @@
 # lease-elector container image.
 #
 #   docker build -t lease-elector:dev .
-#   docker build --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" -t lease-elector:0.1.0 .
+#   docker build --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" \
+#     --build-arg SOURCE_DATE_EPOCH="$(git log -1 --format=%ct)" -t lease-elector:0.1.0 .
+#
+# The context has no .git, so build.rs takes the commit that `lease-elector --version`
+# and lease_elector_build_info show from REVISION (as BUILD_GIT_COMMIT) and the build
+# date from SOURCE_DATE_EPOCH (default: the time of the build).
 #
 # Stage 1 compiles a statically linked release binary (glibc, +crt-static) with the
 # locked dependencies (rustls + ring, no OpenSSL); stage 2 is `scratch` holding only that
@@ -34,9 +39,11 @@ RUN { sed -n 's/^path *= *"\([^"]*\.rs\)"$/\1/p' Cargo.toml; echo src/main.rs; }
 
 # The real build. --locked: fail instead of changing Cargo.lock.
 # The runtime root is assembled under rootfs/ (relative to WORKDIR).
+ARG REVISION=unknown
+ARG SOURCE_DATE_EPOCH=
 COPY . .
 RUN touch src/main.rs \
-    && cargo build --locked --release --features daemon --target x86_64-unknown-linux-gnu \
+    && BUILD_GIT_COMMIT="$REVISION" cargo build --locked --release --features daemon --target x86_64-unknown-linux-gnu \
     && bin=target/x86_64-unknown-linux-gnu/release/lease-elector \
     && "$bin" --help > /dev/null \
     && if ldd "$bin" 2>&1 | grep -q '=>'; then echo "not a static binary" >&2; exit 1; fi \

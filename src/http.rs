@@ -1,11 +1,15 @@
-//! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz` and `/leader`.
+//! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/leader` and
+//! `/leader/stream` (Server-Sent Events, in [`stream`]).
+
+pub mod stream;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -25,7 +29,8 @@ use crate::supervise::ChildStatus;
 /// reported unhealthy (client-go's HealthzAdaptor takes such a timeout too).
 pub const HEALTHZ_MARGIN: Duration = Duration::from_secs(20);
 
-/// `[http]`: where `/metrics`, `/healthz`, `/readyz` and `/leader` are served.
+/// `[http]`: where `/metrics`, `/healthz`, `/readyz`, `/leader` and
+/// `/leader/stream` are served.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
@@ -94,6 +99,9 @@ pub struct HttpState {
     pub lease_duration: Duration,
 }
 
+/// A response body: whole (`text`) or streamed (`/leader/stream`).
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
 #[derive(Serialize)]
 struct LeaderBody<'a> {
     #[serde(flatten)]
@@ -103,7 +111,7 @@ struct LeaderBody<'a> {
 }
 
 impl HttpState {
-    fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    fn respond<T>(&self, req: &Request<T>) -> Response<Body> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
         }
@@ -123,15 +131,34 @@ impl HttpState {
                 let json = serde_json::to_string(&body).expect("status serialises");
                 with_type(text(StatusCode::OK, json), "application/json")
             }
+            "/leader/stream" => self.leader_stream(req.method() == Method::HEAD),
             _ => text(
                 StatusCode::NOT_FOUND,
-                "try /metrics, /healthz, /readyz or /leader\n",
+                "try /metrics, /healthz, /readyz, /leader or /leader/stream\n",
             ),
         }
     }
 
+    /// `text/event-stream` of the leader state, until the elector is gone.
+    fn leader_stream(&self, head: bool) -> Response<Body> {
+        let body = if head {
+            Empty::new().boxed_unsync()
+        } else {
+            let feed = stream::Feed::new(self.status.clone(), self.child.clone());
+            StreamBody::new(stream::body(feed)).boxed_unsync()
+        };
+        let mut r = with_type(Response::new(body), "text/event-stream");
+        let headers = r.headers_mut();
+        let no_cache = hyper::header::HeaderValue::from_static("no-cache");
+        headers.insert(hyper::header::CACHE_CONTROL, no_cache);
+        // nginx would otherwise buffer the events.
+        let no = hyper::header::HeaderValue::from_static("no");
+        headers.insert("x-accel-buffering", no);
+        r
+    }
+
     /// 500 only for a leader whose renews have stalled well past lease_duration.
-    fn health(&self, status: &Status) -> Response<Full<Bytes>> {
+    fn health(&self, status: &Status) -> Response<Body> {
         let stalled = status.is_leader
             && status
                 .last_renew_at
@@ -146,7 +173,7 @@ impl HttpState {
         }
     }
 
-    fn readiness(&self, status: &Status) -> Response<Full<Bytes>> {
+    fn readiness(&self, status: &Status) -> Response<Body> {
         let ready = match self.readiness {
             Readiness::Observed => status.observed,
             Readiness::Leader => status.is_leader,
@@ -164,7 +191,7 @@ impl HttpState {
     }
 }
 
-fn with_type(mut r: Response<Full<Bytes>>, content_type: &'static str) -> Response<Full<Bytes>> {
+fn with_type(mut r: Response<Body>, content_type: &'static str) -> Response<Body> {
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static(content_type),
@@ -172,8 +199,8 @@ fn with_type(mut r: Response<Full<Bytes>>, content_type: &'static str) -> Respon
     r
 }
 
-fn text(code: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
+fn text(code: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()).boxed_unsync());
     *r.status_mut() = code;
     r
 }
@@ -213,3 +240,6 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
         _ = tokio::time::sleep(Duration::from_secs(2)) => {}
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,7 +21,7 @@ use cli::flags::SettingFlags;
 /// later layers win. `lease-elector config` shows the result and the origin of
 /// each value. An invalid setting exits with code 2.
 #[derive(Parser, Debug)]
-#[command(name = "lease-elector", version, max_term_width = 100)]
+#[command(name = "lease-elector", version = lease_elector::metrics::VERSION_LINE, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,

@@ -121,9 +121,27 @@ const CHILD_EXITS: Doc = (
     "lease_elector_child_exits_total",
     "Supervised child processes that ended, by outcome (lease-elector run).",
 );
+/// This build: the crate version, the git commit (12 hex digits, or what
+/// `BUILD_GIT_COMMIT` said at build time, or `unknown`) and the build date
+/// (RFC 3339, UTC; `SOURCE_DATE_EPOCH` at build time), stamped by build.rs.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// See [`VERSION`].
+pub const GIT_COMMIT: &str = env!("LE_BUILD_GIT_COMMIT");
+/// See [`VERSION`].
+pub const BUILD_DATE: &str = env!("LE_BUILD_DATE");
+/// What `lease-elector --version` prints after the program name.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("LE_BUILD_GIT_COMMIT"),
+    ", built ",
+    env!("LE_BUILD_DATE"),
+    ")"
+);
+
 const BUILD_INFO: Doc = (
     "lease_elector_build_info",
-    "Always 1; the version label is the lease-elector version.",
+    "Always 1; labels: the lease-elector version, git commit and build date.",
 );
 
 /// Builds metrics labelled with the Lease and registers them.
@@ -168,10 +186,11 @@ impl Factory<'_> {
         self.register(c)
     }
 
-    /// A gauge with one label, its one series at 1.
-    fn info(&self, opts: Opts, label: &str, value: &str) -> Made<IntGaugeVec> {
-        let g = IntGaugeVec::new(opts, &[label])?;
-        g.with_label_values(&[value]).set(1);
+    /// A gauge with the given labels, its one series at 1.
+    fn info(&self, opts: Opts, labels: &[(&str, &str)]) -> Made<IntGaugeVec> {
+        let (names, values): (Vec<&str>, Vec<&str>) = labels.iter().copied().unzip();
+        let g = IntGaugeVec::new(opts, &names)?;
+        g.with_label_values(&values).set(1);
         self.register(g)
     }
 
@@ -220,7 +239,14 @@ impl Metrics {
         };
         let master = Opts::new(MASTER_STATUS.0, MASTER_STATUS.1).const_label("name", lease);
         let build = Opts::new(BUILD_INFO.0, BUILD_INFO.1);
-        f.info(build, "version", env!("CARGO_PKG_VERSION"))?;
+        f.info(
+            build,
+            &[
+                ("version", VERSION),
+                ("commit", GIT_COMMIT),
+                ("build_date", BUILD_DATE),
+            ],
+        )?;
         Ok(Metrics {
             is_leader: f.int_gauge(IS_LEADER)?,
             transitions: f.counter_vec(TRANSITIONS, "direction", &["acquired", "lost"])?,
@@ -230,7 +256,7 @@ impl Metrics {
             renew_failures: f.counter_vec(RENEW_FAILURES, "reason", &BackendError::REASONS)?,
             last_renew_timestamp: f.gauge(LAST_RENEW_TIMESTAMP)?,
             lease_duration: f.gauge(LEASE_DURATION)?,
-            leader_info: f.info(f.opts(LEADER_INFO), "holder", "")?,
+            leader_info: f.info(f.opts(LEADER_INFO), &[("holder", "")])?,
             api_requests: f.counter_vec(API_REQUESTS, "verb", &API_VERBS.map(Verb::as_str))?,
             master_status: f.register(IntGauge::with_opts(master)?)?,
             child_running: f.int_gauge(CHILD_RUNNING)?,
@@ -346,7 +372,7 @@ mod tests {
             "lease_elector_lease_duration_seconds{",
             "lease_elector_leader_info{holder=\"\"",
             "lease_elector_api_requests_total{",
-            "lease_elector_build_info{version=",
+            "lease_elector_build_info{build_date=",
             "leader_election_master_status{name=\"l\"}",
             "lease_elector_child_running{",
             "lease_elector_child_starts_total{",
@@ -360,6 +386,15 @@ mod tests {
                 "missing reason {reason}"
             );
         }
+    }
+
+    #[test]
+    fn build_info_carries_the_version_commit_and_build_date() {
+        let text = Metrics::new("l", "ns").encode();
+        let want = format!(
+            "lease_elector_build_info{{build_date=\"{BUILD_DATE}\",commit=\"{GIT_COMMIT}\",version=\"{VERSION}\"}} 1"
+        );
+        assert!(text.contains(&want), "no {want} in\n{text}");
     }
 
     #[test]

@@ -139,6 +139,75 @@ fn an_invalid_setting_exits_2_naming_field_and_layer_before_contacting_the_clust
 }
 
 #[test]
+fn version_prints_the_version_git_commit_and_build_date() {
+    use lease_elector::metrics::{BUILD_DATE, GIT_COMMIT, VERSION};
+    let out = run(cmd(None).arg("--version"));
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text,
+        format!("lease-elector {VERSION} (commit {GIT_COMMIT}, built {BUILD_DATE})\n")
+    );
+    assert_eq!(VERSION, env!("CARGO_PKG_VERSION"));
+    let date = BUILD_DATE.as_bytes();
+    let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    assert!(
+        date.len() == 20 && digits.iter().all(|&i| date[i].is_ascii_digit()) && date[19] == b'Z',
+        "build date {BUILD_DATE:?} is YYYY-MM-DDTHH:MM:SSZ"
+    );
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    match head {
+        Ok(h) if h.status.success() && std::env::var_os("BUILD_GIT_COMMIT").is_none() => {
+            let head = String::from_utf8(h.stdout).unwrap();
+            assert_eq!(GIT_COMMIT, &head[..12], "the commit is git's HEAD");
+        }
+        _ => assert!(!GIT_COMMIT.is_empty()),
+    }
+}
+
+/// A text log line about an unreachable API server names the request, the
+/// error class and the retry, and has no escape codes off a terminal.
+#[test]
+fn an_unreachable_api_server_is_logged_with_the_request_its_class_and_the_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = kubeconfig_for(closed, dir.path());
+    let mut child = cmd(Some(&kubeconfig))
+        .args(["--lease", "l", "--namespace", "default", "--identity", "a"])
+        .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = reader.join().unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("acquire failed"))
+        .unwrap_or_else(|| panic!("no acquire failure in:\n{text}"));
+    assert!(
+        line.contains("get Lease default/l: unreachable: ") && line.contains("; retrying in "),
+        "{line}"
+    );
+    assert!(!text.contains('\x1b'), "no escape codes: {text:?}");
+}
+
+#[test]
 fn a_usage_error_exits_2() {
     let out = run(cmd(None).arg("--no-such-flag"));
     assert_eq!(out.status.code(), Some(2));

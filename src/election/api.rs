@@ -97,6 +97,9 @@ pub struct Status {
     pub holder: Option<String>,
     /// Whether this candidate acts as leader.
     pub is_leader: bool,
+    /// The current term's fencing token ([`Leadership::fencing_token`]) while
+    /// leading, `None` otherwise.
+    pub fencing_token: Option<i32>,
     /// The Lease's leaseTransitions as last observed.
     pub lease_transitions: i32,
     /// Wall-clock time of this candidate's last successful renew (RFC 3339).

@@ -89,6 +89,7 @@ impl<B: LeaseBackend> Elector<B> {
             namespace: config.namespace.clone(),
             holder: None,
             is_leader: false,
+            fencing_token: None,
             lease_transitions: 0,
             last_renew: None,
             observed: false,

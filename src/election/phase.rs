@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::api::Leadership;
 use super::contest::{Contest, Move};
 use super::quiet::Watch;
-use super::report::Verb;
+use super::report::{self, Verb};
 use super::requests::{Core, Renewal};
 use crate::backend::{Change, ElectionEvent, LeaseBackend};
 
@@ -182,8 +182,10 @@ impl<B: LeaseBackend> Core<B> {
                     Ok(Move::Won) => return Phase::Leading(self.start_term(winding_down)),
                     Ok(Move::WaitUntil(t)) => t,
                     Err(e) => {
-                        self.report.failure("acquire", &e);
-                        let t = Instant::now() + self.jitter.jittered(retry);
+                        let pause = self.jitter.jittered(retry);
+                        let next = format!("retrying in {}", report::secs(pause));
+                        self.report.failure("acquire", &e, &next);
+                        let t = Instant::now() + pause;
                         backoff_until = Some(t);
                         t
                     }
@@ -294,8 +296,7 @@ impl<B: LeaseBackend> Core<B> {
 
     /// Stops acting as leader at once; what happens to the Lease follows.
     fn end_term(&mut self, term: Term, end: TermEnd) -> Phase {
-        term.token.cancel();
-        let work = term.work;
+        let (token, work) = (term.token, term.work);
         let stepping_down = |work, handover, next| Phase::SteppingDown {
             work,
             handover,
@@ -303,7 +304,7 @@ impl<B: LeaseBackend> Core<B> {
         };
         match end {
             TermEnd::Shutdown => {
-                self.report.stopped_leading("shutting down");
+                self.report.stopped_leading("shutting down", &token);
                 let handover = if self.config.release_on_cancel {
                     Handover::Release
                 } else {
@@ -312,15 +313,20 @@ impl<B: LeaseBackend> Core<B> {
                 stepping_down(work, handover, AfterStepDown::Stop)
             }
             TermEnd::Resigned(sit_out) => {
-                self.report.stopped_leading("resigned");
+                self.report.stopped_leading("resigned", &token);
                 stepping_down(work, Handover::Release, AfterStepDown::SitOut(sit_out))
             }
-            TermEnd::DeadlineMissed => self.lost(work, "no successful renew within renew_deadline"),
-            TermEnd::Taken(holder) => {
-                self.lost(work, &format!("the Lease is now held by {holder:?}"))
+            TermEnd::DeadlineMissed => {
+                self.lost(work, &token, "no successful renew within renew_deadline")
             }
+            TermEnd::Taken(holder) => self.lost(
+                work,
+                &token,
+                &format!("the Lease is now held by {holder:?}"),
+            ),
             TermEnd::Twin => self.lost(
                 work,
+                &token,
                 "another process renews the Lease under this identity (identities must be unique)",
             ),
         }
@@ -328,8 +334,8 @@ impl<B: LeaseBackend> Core<B> {
 
     /// The Lease is lost: nothing to hand over, back to following, with the
     /// term's work still winding down.
-    fn lost(&mut self, work: WorkDone, why: &str) -> Phase {
-        self.report.stopped_leading(why);
+    fn lost(&mut self, work: WorkDone, token: &CancellationToken, why: &str) -> Phase {
+        self.report.stopped_leading(why, token);
         self.report.kube_event(ElectionEvent::StoppedLeading);
         Phase::Following {
             sit_out_until: None,

@@ -143,7 +143,7 @@ impl<B: LeaseBackend> Core<B> {
                 watch.last_news = Instant::now();
             }
             Err(e) => {
-                self.report.failure("watch check", &e);
+                self.report.failure("watch check", &e, "watching the Lease again");
                 watch.restart(&*self.backend);
             }
         }

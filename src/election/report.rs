@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::api::{LeaderEvent, Leadership, Status};
@@ -83,8 +84,11 @@ pub(super) struct Report<B> {
     events: mpsc::UnboundedSender<LeaderEvent>,
     backend: Arc<B>,
     lease: String,
+    namespace: String,
     identity: String,
     request_timeout: Duration,
+    /// The last get, create or update sent: the one a failure is about.
+    last_request: std::sync::Mutex<Option<Verb>>,
 }
 
 impl<B: LeaseBackend> Report<B> {
@@ -102,8 +106,10 @@ impl<B: LeaseBackend> Report<B> {
             events,
             backend,
             lease: config.lease.clone(),
+            namespace: config.namespace.clone(),
             identity: config.identity.clone(),
             request_timeout: config.timings.request_timeout(),
+            last_request: std::sync::Mutex::new(None),
         }
     }
 
@@ -112,18 +118,28 @@ impl<B: LeaseBackend> Report<B> {
         let fencing_token = leadership.fencing_token;
         info!(lease = %self.lease, identity = %self.identity, fencing_token, "became leader");
         self.reporter.became_leader();
-        self.status.send_modify(|s| s.is_leader = true);
+        self.status.send_modify(|s| {
+            s.is_leader = true;
+            s.fencing_token = Some(fencing_token);
+        });
         self.emit(LeaderEvent::StartedLeading(leadership));
         self.kube_event(ElectionEvent::BecameLeader);
     }
 
-    /// This candidate no longer acts as leader. The Kubernetes Event is
-    /// recorded by the caller: after a release, when one follows, so the
-    /// handover does not queue behind it.
-    pub fn stopped_leading(&self, why: &str) {
+    /// This candidate no longer acts as leader: the status says so first,
+    /// then the term's `token` is cancelled, so whoever sees the cancellation
+    /// (the workload, the supervisor, a `/leader/stream` client) also sees
+    /// `is_leader = false`. The Kubernetes Event is recorded by the caller:
+    /// after a release, when one follows, so the handover does not queue
+    /// behind it.
+    pub fn stopped_leading(&self, why: &str, token: &CancellationToken) {
+        self.status.send_modify(|s| {
+            s.is_leader = false;
+            s.fencing_token = None;
+        });
+        token.cancel();
         warn!(lease = %self.lease, identity = %self.identity, reason = why, "stopped leading");
         self.reporter.stopped_leading();
-        self.status.send_modify(|s| s.is_leader = false);
         self.emit(LeaderEvent::StoppedLeading);
     }
 
@@ -168,6 +184,9 @@ impl<B: LeaseBackend> Report<B> {
     }
 
     pub fn request(&self, verb: Verb) {
+        if !matches!(verb, Verb::Watch | Verb::Event) {
+            *self.last_request.lock().expect("not poisoned") = Some(verb);
+        }
         self.reporter.request(verb);
     }
 
@@ -175,19 +194,38 @@ impl<B: LeaseBackend> Report<B> {
         self.reporter.renew_took(elapsed);
     }
 
-    /// A failed request, counted and logged in words an operator can act on.
-    pub fn failure(&self, action: &str, e: &BackendError) {
+    /// A failed request (the last get, create or update sent), counted and
+    /// logged in words an operator can act on: which request, the error
+    /// class, and `next`, what the elector does now.
+    pub fn failure(&self, action: &str, e: &BackendError, next: &str) {
         self.reporter.request_failed(e);
         let (lease, identity) = (&self.lease, &self.identity);
-        match e {
-            BackendError::Forbidden(msg) => warn!(
-                %lease, %identity, action,
-                "permission missing: {msg} (grant get, list, watch, update on this Lease and create on leases; right after an API server start this can also mean its authorizer is not ready yet)"
+        let verb = self
+            .last_request
+            .lock()
+            .expect("not poisoned")
+            .unwrap_or(Verb::Get);
+        let request = format!("{} Lease {}/{}", verb.as_str(), self.namespace, lease);
+        let (class, detail) = (error_class(e), error_detail(e));
+        if matches!(e, BackendError::Conflict(_) | BackendError::AlreadyExists) {
+            debug!(%lease, %identity, action, %request, class, next, "{action} failed: {request}: {class}: {detail}; {next}");
+        } else {
+            warn!(%lease, %identity, action, %request, class, next, "{action} failed: {request}: {class}: {detail}; {next}");
+        }
+    }
+
+    /// What a failed renew leads to: the next try, and when this leader
+    /// stops unless one succeeds.
+    pub fn renew_next(&self, retry: Duration, renew_deadline: Duration) -> String {
+        let now = Instant::now();
+        let stop = self.last_renew_at().map(|t| t + renew_deadline);
+        match stop.map(|t| t.saturating_duration_since(now)) {
+            Some(left) if !left.is_zero() => format!(
+                "retrying in {}; will stop leading in {} unless a renew succeeds",
+                secs(retry),
+                secs(left)
             ),
-            BackendError::Conflict(_) | BackendError::AlreadyExists => {
-                debug!(%lease, %identity, action, error = %e, "write conflict")
-            }
-            _ => warn!(%lease, %identity, action, error = %e, "request failed"),
+            _ => "will stop leading now (renew_deadline passed)".to_string(),
         }
     }
 
@@ -210,5 +248,45 @@ impl<B: LeaseBackend> Report<B> {
                 Err(_) => debug!("recording a Kubernetes Event timed out"),
             }
         })
+    }
+}
+
+/// A duration in log words: `2s`, `1.3s`.
+pub(super) fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}s")
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+/// The error class an operator reads first.
+fn error_class(e: &BackendError) -> &'static str {
+    match e {
+        BackendError::Forbidden(_) => "forbidden",
+        BackendError::Network(_) => "unreachable",
+        BackendError::Timeout(_) => "timeout",
+        BackendError::Conflict(_) | BackendError::AlreadyExists => "conflict",
+        BackendError::Server { .. } => "server error",
+        BackendError::Invalid(_) => "malformed record",
+        BackendError::NotFound => "not found",
+    }
+}
+
+/// The rest of the story, with what to check where it helps.
+fn error_detail(e: &BackendError) -> String {
+    match e {
+        BackendError::Forbidden(msg) => format!(
+            "permission missing: {msg} (grant get, list, watch, update on this Lease and create on leases; right after an API server start this can also mean its authorizer is not ready yet)"
+        ),
+        BackendError::Network(msg) => format!(
+            "{msg} (check the API server address in the kubeconfig or KUBERNETES_SERVICE_HOST, DNS and NetworkPolicies)"
+        ),
+        BackendError::Timeout(d) => format!("no answer within {} (request_timeout)", secs(*d)),
+        BackendError::Server { code, message } => format!("HTTP {code}: {message}"),
+        BackendError::Conflict(msg) | BackendError::Invalid(msg) => msg.clone(),
+        BackendError::AlreadyExists => "the Lease already exists".to_string(),
+        BackendError::NotFound => "the Lease does not exist".to_string(),
     }
 }

@@ -10,7 +10,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::observe::Knowledge;
 use super::record::{self, Observation, Verdict};
-use super::report::{Report, Verb};
+use super::report::{self, Report, Verb};
 use super::settings::{ElectionConfig, Jitter};
 use crate::backend::{BackendError, LeaseBackend};
 
@@ -177,21 +177,29 @@ impl<B: LeaseBackend> Core<B> {
                 }
                 Err(e) => e,
             };
-            self.report.failure("renew", &e);
             let recoverable = matches!(
                 e,
                 BackendError::Conflict(_) | BackendError::NotFound | BackendError::AlreadyExists
             );
             if !recoverable || attempt == 1 {
+                self.report.failure("renew", &e, &self.renew_next());
                 return Renewal::Failed;
             }
+            self.report
+                .failure("renew", &e, "re-reading the Lease, then renewing once more");
             // The slow path: read what is there and decide again.
             if let Err(e) = self.refresh().await {
-                self.report.failure("renew", &e);
+                self.report.failure("renew", &e, &self.renew_next());
                 return Renewal::Failed;
             }
         }
         Renewal::Failed
+    }
+
+    /// What a failed renew leads to (for its log line).
+    fn renew_next(&self) -> String {
+        let t = self.config.timings;
+        self.report.renew_next(t.retry_period, t.renew_deadline)
     }
 
     /// Gives the Lease up, within renew_deadline; it expires by itself otherwise.
@@ -204,11 +212,15 @@ impl<B: LeaseBackend> Core<B> {
         {
             Ok(Ok(release)) => release,
             Ok(Err(e)) => {
-                warn!(error = %e, "could not release the Lease; it will expire");
+                let (lease, identity) = (&self.config.lease, &self.config.identity);
+                let expires = report::secs(self.config.timings.lease_duration);
+                warn!(%lease, %identity, error = %e, "could not release the Lease: {e}; it will expire {expires} after the last renew");
                 Release::Failed(e.reason())
             }
             Err(_) => {
-                warn!("could not release the Lease within renew_deadline; it will expire");
+                let (lease, identity) = (&self.config.lease, &self.config.identity);
+                let expires = report::secs(self.config.timings.lease_duration);
+                warn!(%lease, %identity, "could not release the Lease within renew_deadline; it will expire {expires} after the last renew");
                 Release::Failed("timeout")
             }
         };
@@ -250,7 +262,8 @@ impl<B: LeaseBackend> Core<B> {
                 }
                 Err(BackendError::NotFound) => return Ok(Release::Done),
                 Err(e) => {
-                    self.report.failure("release", &e);
+                    let next = format!("retrying in {} until renew_deadline", report::secs(pause));
+                    self.report.failure("release", &e, &next);
                     tokio::time::sleep(pause).await;
                 }
             }

@@ -294,6 +294,65 @@ async fn a_cut_off_leader_stops_before_another_candidate_takes_over() {
     assert!(b_leads - a_stopped >= T.lease_duration - T.renew_deadline - T.retry_period);
 }
 
+/// What the status said at the instant a token was cancelled: its waker runs
+/// inside `cancel()`, so this sees the order of the two, not a later state.
+struct StatusAtCancel {
+    status: watch::Receiver<Status>,
+    is_leader: std::sync::Mutex<Option<bool>>,
+}
+
+impl std::task::Wake for StatusAtCancel {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        *self.is_leader.lock().unwrap() = Some(self.status.borrow().is_leader);
+    }
+}
+
+/// Registers a waker on `token` that records the status when it is woken;
+/// keep the returned future alive for as long as the registration must last.
+fn status_at_cancel(
+    token: &CancellationToken,
+    status: &watch::Receiver<Status>,
+) -> (Arc<StatusAtCancel>, impl Sized + use<>) {
+    use std::future::Future;
+    let probe = Arc::new(StatusAtCancel {
+        status: status.clone(),
+        is_leader: std::sync::Mutex::new(None),
+    });
+    let waker = std::task::Waker::from(probe.clone());
+    let mut registered = Box::pin(token.clone().cancelled_owned());
+    let polled = registered
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(&waker));
+    assert!(polled.is_pending(), "the token is not cancelled yet");
+    (probe, registered)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_term_says_not_leader_no_later_than_its_token_is_cancelled() {
+    let store = MemoryLease::new("test", "default");
+    let mut a = candidate(&store, "a");
+    let lead = a.next_started().await;
+    let (probe, _registered) = status_at_cancel(&lead.token, &a.status);
+    drop(lead);
+    a.backend.set_connected(false);
+    a.until(|s| !s.is_leader).await;
+    assert_eq!(*probe.is_leader.lock().unwrap(), Some(false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_says_not_leader_no_later_than_the_token_is_cancelled() {
+    let store = MemoryLease::new("test", "default");
+    let mut a = candidate(&store, "a");
+    let lead = a.next_started().await;
+    let (probe, _registered) = status_at_cancel(&lead.token, &a.status);
+    drop(lead);
+    a.stop().await;
+    assert_eq!(*probe.is_leader.lock().unwrap(), Some(false));
+}
+
 #[tokio::test(start_paused = true)]
 async fn after_the_cut_heals_the_old_leader_follows() {
     let store = MemoryLease::new("test", "default");

@@ -138,6 +138,10 @@ def static_checks(instrs, st):
            "scratch runtime: a root tree (CA bundle, passwd, /tmp) is copied from the builder")
 
     runs = [ins[1] for ins in builder if ins[0] == "RUN"]
+    builder_args = [ins[1].split("=")[0] for ins in builder if ins[0] == "ARG"]
+    ok("REVISION" in builder_args and any('BUILD_GIT_COMMIT="$REVISION" cargo build' in r for r in runs),
+       "the builder passes ARG REVISION to build.rs as BUILD_GIT_COMMIT (the context has no .git)")
+    ok("SOURCE_DATE_EPOCH" in builder_args, "the builder takes ARG SOURCE_DATE_EPOCH (the build date build.rs stamps)")
     ok(any(re.search(r"cargo build\b[^&;|]*--locked", r) and re.search(r"cargo build\b[^&;|]*--release", r)
            for r in runs), "builder runs `cargo build --locked --release`")
     ok(all(re.search(r"--locked", seg) for r in runs for seg in re.findall(r"cargo (?:build|fetch)[^&;|]*", r)),
@@ -194,7 +198,7 @@ def static_checks(instrs, st):
 
     pats = load_dockerignore()
     ok(pats, ".dockerignore exists")
-    for need in ("Cargo.toml", "Cargo.lock", "src", "src/main.rs"):
+    for need in ("Cargo.toml", "Cargo.lock", "build.rs", "src", "src/main.rs"):
         ok(not ignored(need, pats), f".dockerignore keeps {need}")
     for drop in ("target", "target/release/x", ".git", "tests/k8s-fixture/go.mod", "helm/lease-elector/Chart.yaml"):
         ok(ignored(drop, pats), f".dockerignore drops {drop}")

@@ -476,6 +476,24 @@ fn without_update_permission_nobody_leads_and_forbidden_is_counted() {
             .map(str::to_string)
     });
     println!("e2e s7: log line: {line}");
+    let event = sc
+        .d(d)
+        .log_events("permission missing")
+        .into_iter()
+        .next()
+        .expect("the line is JSON");
+    assert_eq!(event["class"], "forbidden", "{event}");
+    assert_eq!(
+        event["request"],
+        format!("update Lease default/{lease}"),
+        "{event}"
+    );
+    assert!(
+        event["next"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("retrying in ")),
+        "the line says what happens next: {event}"
+    );
     let first = sc.wait(
         "renew_failures_total{reason=\"forbidden\"} > 0",
         SECS(10),

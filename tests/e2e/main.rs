@@ -12,7 +12,8 @@
 //! - [`pod_label`]: the leader's Pod label;
 //! - [`controller_example`]: two copies of `examples/controller.rs`, exactly
 //!   one reconciling;
-//! - [`silent`]: connections that die silently (no FIN, no RST).
+//! - [`silent`]: connections that die silently (no FIN, no RST);
+//! - [`leader_stream`]: `/leader/stream` (SSE) through a SIGTERM handover.
 //!
 //! Without the fixture (tests/k8s-fixture/build.sh) the tests skip, unless
 //! E2E_REQUIRED=1.
@@ -20,6 +21,7 @@
 mod common;
 mod controller_example;
 mod election;
+mod leader_stream;
 mod pod_label;
 mod restart;
 mod run_mode;

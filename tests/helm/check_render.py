@@ -238,7 +238,8 @@ def scenario_all(path):
     ok(pr["metadata"]["labels"].get("release") == "kube-prometheus-stack", "PrometheusRule additionalLabels")
     alerts = {r["alert"]: r for g in rules_of(pr) for r in g["rules"]}
     ok(sorted(alerts) == sorted(["LeaseElectorNoLeader", "LeaseElectorCandidatesAbsent", "LeaseElectorFlapping",
-                                 "LeaseElectorSplitBrain"]), f"alerts minus the disabled one ({sorted(alerts)})")
+                                 "LeaseElectorSplitBrain", "LeaseElectorDuplicateIdentity"]),
+       f"alerts minus the disabled one ({sorted(alerts)})")
     ok(alerts.get("LeaseElectorFlapping", {}).get("expr", "").rstrip().endswith("> 5"), "Flapping threshold override")
     ok(alerts.get("LeaseElectorNoLeader", {}).get("for") == "3m", "NoLeader for override")
     ok(alerts.get("LeaseElectorSplitBrain", {}).get("labels", {}).get("severity") == "warning", "severity override")

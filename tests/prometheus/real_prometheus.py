@@ -22,7 +22,8 @@ each alert is about and waits (bounded) for the alert to fire:
   healthy -> no alert; nobody leads -> LeaseElectorNoLeader; two leaders ->
   LeaseElectorSplitBrain; a crash loop (every leader dies before its first
   scrape, 5 times) -> LeaseElectorFlapping from what the survivors observed;
-  50 % failed renewals -> LeaseElectorRenewFailures; every target gone ->
+  50 % failed renewals -> LeaseElectorRenewFailures; a twin renewing under a
+  candidate's identity -> LeaseElectorDuplicateIdentity; every target gone ->
   LeaseElectorCandidatesAbsent.
 
 Every dashboard query (dashboard_queries.py --print-queries) must also run
@@ -82,6 +83,7 @@ class Candidate:
         self.observed = 0        # holder changes seen
         self.renews = 0          # observations of renew_duration_seconds
         self.failures = 0        # renew_failures_total{reason=<first reason>}
+        self.conflicts = 0       # identity_conflicts_total
         self.last_renew = 0.0
         self.api = {v: 0 for v in self.m.verbs}
 
@@ -112,7 +114,7 @@ class Candidate:
             lines += ["# TYPE lease_elector_observed_leader_changes_total counter",
                       f"lease_elector_observed_leader_changes_total{{{c}}} {self.observed}",
                       "# TYPE lease_elector_identity_conflicts_total counter",
-                      f"lease_elector_identity_conflicts_total{{{c}}} 0",
+                      f"lease_elector_identity_conflicts_total{{{c}}} {self.conflicts}",
                       "# TYPE lease_elector_renew_duration_seconds histogram"]
             for le in m.buckets:  # every renew takes between 5 and 10 ms
                 n = self.renews if float(le) >= 0.01 else 0
@@ -130,7 +132,7 @@ class Candidate:
                       f'lease_elector_leader_info{{holder="{self.holder}",{c}}} 1',
                       "# TYPE lease_elector_api_requests_total counter"]
             lines += [f'lease_elector_api_requests_total{{{c},verb="{v}"}} {self.api.get(v, 0)}' for v in m.verbs]
-            lines += ["# TYPE lease_elector_build_info gauge", f'lease_elector_build_info{{version="{m.version}"}} 1',
+            lines += ["# TYPE lease_elector_build_info gauge", f'lease_elector_build_info{{build_date="2026-12-02T00:00:00Z",commit="0123456789ab",version="{m.version}"}} 1',
                       "# TYPE leader_election_master_status gauge",
                       f'leader_election_master_status{{name="{LEASE}"}} {self.is_leader}',
                       "# TYPE lease_elector_child_running gauge",
@@ -280,6 +282,16 @@ class Scenario:
                       "50 % failed renewals -> LeaseElectorRenewFailures fires")
         stop_fail.set()
 
+    def duplicate_identity(self):
+        """Another process renews under c's identity: c sees it once per renew."""
+        c = self.cands[2]
+        for _ in range(4):
+            with c.lock:
+                c.conflicts += 1
+            time.sleep(1)
+        results.check(self.fires("LeaseElectorDuplicateIdentity", 20),
+                      "a twin renews under a candidate's identity -> LeaseElectorDuplicateIdentity fires")
+
     def all_gone(self):
         for c in self.cands:
             c.up = False
@@ -359,6 +371,7 @@ def run_test(args, tmp, procs):
         scenario.split_brain()
         scenario.crash_loop()
         scenario.renew_failures()
+        scenario.duplicate_identity()
         scenario.all_gone()
     finally:
         scenario.stop_ticks.set()

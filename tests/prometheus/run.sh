@@ -47,6 +47,8 @@ mutations=(
   's/absent\(lease_elector_is_leader\{job="lease-elector"\}\)/absent(lease_elector_is_leader)/' # absent across jobs
   's/> 0\.1$/> 0.3/'                                               # RenewFailures threshold
   's/\+$/-/'                                                       # RenewFailures ratio denominator
+  's/\(lease_elector_identity_conflicts_total unless /(lease_elector_identity_conflicts_total and /' # DuplicateIdentity blind before a series' second sample
+  's/^( +)\) > 0$/\1) > 1/'                                         # DuplicateIdentity misses a single sighting
 )
 for m in "${mutations[@]}"; do
   sed -E "$m" "$rules" > "$work/m/helm/lease-elector/files/alerts.yaml"
@@ -80,7 +82,8 @@ for g in rules["groups"]:
         url = ann.get("runbook_url", "")
         if not url.startswith(base) or url[len(base):] not in anchors or url[len(base):] != name.lower():
             bad.append(f"{name}: runbook_url {url} has no matching section in docs/runbooks.md")
-want = {"LeaseElectorNoLeader", "LeaseElectorCandidatesAbsent", "LeaseElectorFlapping", "LeaseElectorSplitBrain", "LeaseElectorRenewFailures"}
+want = {"LeaseElectorNoLeader", "LeaseElectorCandidatesAbsent", "LeaseElectorFlapping", "LeaseElectorSplitBrain", "LeaseElectorRenewFailures",
+        "LeaseElectorDuplicateIdentity"}
 if set(names) != want:
     bad.append(f"alerts {sorted(names)} != {sorted(want)}")
 print("\n".join(bad))

@@ -16,6 +16,7 @@ pub mod kubectl;
 pub mod proxy;
 pub mod sampler;
 pub mod scenario;
+pub mod sse;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
