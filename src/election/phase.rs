@@ -201,7 +201,7 @@ impl<B: LeaseBackend> Core<B> {
                 Some(change) = inbox.changes.next() => Some(change),
                 Some(_) = inbox.resign.recv() => None,
                 _ = sleep_until(wake_at) => None,
-                _ = sleep_until(quiet_at), if self.expects_news() => {
+                _ = sleep_until(quiet_at), if self.expects_news() && inbox.changes.unchecked() => {
                     self.check_quiet_watch(&mut inbox.changes, wake_at, shutdown).await
                 }
             };

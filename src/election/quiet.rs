@@ -39,9 +39,13 @@ pub fn quiet_bound(t: &Timings) -> Duration {
 /// The Lease watch, and what it delivered when.
 pub(super) struct Watch {
     changes: mpsc::UnboundedReceiver<Change>,
-    /// When it last delivered anything, was started, or was found sound.
+    /// When it last delivered anything or was started.
     last_news: Instant,
     delivered: Delivered,
+    /// A check found nothing missed since the last news: the holder is
+    /// silent (crashed, or stopped renewing), so checking again would only
+    /// cost every follower a read per quiet bound until expiry.
+    sound: bool,
 }
 
 /// The last state of the Lease a watch delivered.
@@ -57,6 +61,7 @@ impl Watch {
             changes: backend.watch(),
             last_news: Instant::now(),
             delivered: Delivered::Nothing,
+            sound: false,
         }
     }
 
@@ -64,6 +69,7 @@ impl Watch {
     pub async fn next(&mut self) -> Option<Change> {
         let change = self.changes.recv().await?;
         self.last_news = Instant::now();
+        self.sound = false;
         match &change {
             Change::Applied(lease) => {
                 self.delivered = Delivered::Present(lease.metadata.resource_version.clone());
@@ -79,11 +85,19 @@ impl Watch {
         self.last_news + quiet_bound(t)
     }
 
+    /// Whether a check is still due: once per piece of news at most.
+    pub fn unchecked(&self) -> bool {
+        !self.sound
+    }
+
     /// Whether `current`, read from the server, is news this watch missed.
     fn missed(&self, current: Option<&Lease>) -> bool {
         match (current, &self.delivered) {
             (Some(lease), Delivered::Present(version)) => !matches!(
-                record::version_order(lease.metadata.resource_version.as_deref(), version.as_deref()),
+                record::version_order(
+                    lease.metadata.resource_version.as_deref(),
+                    version.as_deref()
+                ),
                 Some(Ordering::Less | Ordering::Equal)
             ),
             (None, Delivered::Absent) => false,
@@ -140,10 +154,11 @@ impl<B: LeaseBackend> Core<B> {
             }
             Ok(_) => {
                 debug!("the Lease watch is quiet, but nothing was missed");
-                watch.last_news = Instant::now();
+                watch.sound = true;
             }
             Err(e) => {
-                self.report.failure("watch check", &e, "watching the Lease again");
+                self.report
+                    .failure("watch check", &e, "watching the Lease again");
                 watch.restart(&*self.backend);
             }
         }
