@@ -10,9 +10,8 @@ CHAOS_FAULTS sets how many (default 50). See docs/chaos.md.
 Checks, after the faults, from what was recorded meanwhile:
   overlaps        two candidates' own term logs share an instant (time a candidate spent
                   SIGSTOPped is not acting)
-  child_overlaps  two run-mode children alive at once (fails only with
-                  CHAOS_STRICT_CHILDREN=1: a SIGSTOPped parent's child outliving its
-                  term is known, defect 2)
+  child_overlaps  two run-mode children alive at once (CHAOS_STRICT_CHILDREN=0 reports
+                  them without failing)
   sampler         two candidates' runs of is_leader answers on /leader intersect; every
                   is_leader answer lies in a logged term
   transitions     the Lease history (a watch) never lowers leaseTransitions and raises
@@ -61,7 +60,7 @@ def parse_args():
                     metavar=("LEASE", "RENEW", "RETRY"), help="seconds [3 2 0.5]")
     ap.add_argument("--grace", type=float, default=0.5, help="run mode grace period, seconds [0.5]")
     ap.add_argument("--slack", type=float, default=2.0, help="recovery bound slack, seconds [2]")
-    ap.add_argument("--strict-children", action="store_true", default=env("CHAOS_STRICT_CHILDREN", "0") == "1")
+    ap.add_argument("--strict-children", action="store_true", default=env("CHAOS_STRICT_CHILDREN", "1") == "1")
     ap.add_argument("--strict-client-go", action="store_true", default=env("CHAOS_STRICT_CLIENT_GO", "0") == "1")
     ap.add_argument("--lease-elector-bin", default=str(REPO / "target/debug/lease-elector"))
     ap.add_argument("--fixture-bin", default=env("K8S_FIXTURE_BIN", str(REPO / "target/k8s-fixture/bin")))
