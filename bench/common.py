@@ -56,13 +56,31 @@ class ApiSnapshot:
         return {v: n for v, n in d.items() if n}
 
 
+_ports = iter(range(20000 + (os.getpid() % 50) * 200, 32000))
+
+
+def listen_port() -> int:
+    """A free port below the ephemeral range (32768+): with hundreds of candidates, a
+    port picked by the kernel can be taken by an outgoing connection before the
+    candidate binds it. Each port is handed out once per run."""
+    import socket
+    for port in _ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    return free_port()
+
+
 class Candidate:
     def __init__(self, impl: str, index: int, lease: str, ctx: "Context", tag: str = ""):
         self.impl = impl
         self.identity = f"{'le' if impl == 'lease-elector' else 'cg'}-{tag}{index}"
         self.lease = lease
         self.ctx = ctx
-        self.port = free_port()
+        self.port = listen_port()
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -145,6 +163,18 @@ class Candidate:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         # utime and stime are fields 14 and 15; fields[0] is field 3 (state).
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def memory_kib(self) -> dict[str, int]:
+        """Rss, Pss and Anonymous (private) from /proc/PID/smaps_rollup, in KiB. Rss
+        includes the binary's clean file pages, shared by every process that runs it;
+        Pss divides shared pages among their sharers."""
+        assert self.proc is not None
+        out = {}
+        for line in Path(f"/proc/{self.proc.pid}/smaps_rollup").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("Rss", "Pss", "Anonymous"):
+                out[key.lower()] = int(rest.split()[0])
+        return out
 
     def rss_kib(self) -> int:
         assert self.proc is not None

@@ -10,7 +10,7 @@ For each N (default 10 and 100) and each implementation:
   * steady window: Lease requests/s at the API server (apiserver_request_total minus
     apiserver_selfrequest_total, resource="leases"), open Lease watches
     (apiserver_longrunning_requests), the API server's RSS, CPU (% of a core) and RSS
-    per candidate (median over the N processes);
+    per candidate (median over the N processes; RSS, its private part and PSS);
   * graceful handover (SIGTERM the leader, which releases) and crash takeover (SIGKILL):
     from the signal until the watch shows the new holder's record, p50/p99 over the
     reps; for the crash also the lag after the followers' local expiry (the last record
@@ -82,6 +82,7 @@ def cold_start(ctx, cands: list[Candidate], watch: LeaseWatch) -> float:
 
 def steady(ctx, cands: list[Candidate], window: float, base_watches: float) -> dict:
     time.sleep(2.0)  # start-up requests pass
+    cands = [c for c in cands if c.alive()]
     before = ApiSnapshot(ctx.fixture)
     cpu0 = [c.cpu_seconds() for c in cands]
     time.sleep(window)
@@ -96,8 +97,17 @@ def steady(ctx, cands: list[Candidate], window: float, base_watches: float) -> d
         "apiserver_rss_mib": apiserver_rss_kib(ctx.fixture) / 1024,
         "cpu_pct_per_candidate_median": 100 * statistics.median(b - a for a, b in zip(cpu0, cpu1)) / secs,
         "cpu_pct_all": 100 * sum(b - a for a, b in zip(cpu0, cpu1)) / secs,
-        "rss_mib_per_candidate_median": statistics.median(c.rss_kib() for c in cands) / 1024,
-        "rss_mib_per_candidate_max": max(c.rss_kib() for c in cands) / 1024,
+        **memory(cands),
+    }
+
+
+def memory(cands: list[Candidate]) -> dict:
+    mem = [c.memory_kib() for c in cands]
+    return {
+        "rss_mib_per_candidate_median": statistics.median(m["rss"] for m in mem) / 1024,
+        "rss_mib_per_candidate_max": max(m["rss"] for m in mem) / 1024,
+        "anon_mib_per_candidate_median": statistics.median(m["anonymous"] for m in mem) / 1024,
+        "pss_mib_per_candidate_median": statistics.median(m["pss"] for m in mem) / 1024,
     }
 
 
@@ -236,6 +246,8 @@ ROWS = [
     ("CPU per candidate, median (% core)", "cpu_pct_per_candidate_median", "{:.2f}"),
     ("CPU all candidates (% core)", "cpu_pct_all", "{:.1f}"),
     ("RSS per candidate, median / max (MiB)", ("rss_mib_per_candidate_median", "rss_mib_per_candidate_max"), "{:.1f}"),
+    ("  of it private (anonymous), median (MiB)", "anon_mib_per_candidate_median", "{:.1f}"),
+    ("  PSS (shared pages split), median (MiB)", "pss_mib_per_candidate_median", "{:.1f}"),
     ("wall time of this column (s)", "wall_s", "{:.0f}"),
 ]
 
@@ -273,13 +285,16 @@ def print_results(results: dict[str, dict], meta: dict) -> None:
 
 
 def measure(ctx, impls: list[str], ns: list[int], leases: int) -> dict[str, dict]:
-    results = {}
-    for n in ns:
-        for impl in impls:
-            results[f"{impl} n{n}"] = one_lease(ctx, impl, n)
+    """Every column; one that cannot be measured is logged and left out."""
+    runs = [(f"{impl} n{n}", one_lease, impl, n) for n in ns for impl in impls]
     if leases:
-        for impl in impls:
-            results[f"{impl} {leases}x3"] = many_leases(ctx, impl, leases)
+        runs += [(f"{impl} {leases}x3", many_leases, impl, leases) for impl in impls]
+    results = {}
+    for name, run, impl, n in runs:
+        try:
+            results[name] = run(ctx, impl, n)
+        except (RuntimeError, OSError, ValueError) as e:
+            log(f"{name}: could not measure: {e}")
     return results
 
 
