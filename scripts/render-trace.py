@@ -63,10 +63,11 @@ def draw(spans, rel, acq, path):
     ax.set_ylim(-0.7, len(lanes) - 0.2)
     ax.set_xlim(-BEFORE_S, AFTER_S)
     ax.set_xlabel("seconds from the start of the release span")
-    ax.set_title(f"One failover in Jaeger (lease {rel['tags'].get('lease')}): SIGTERM → release → "
-                 f"the next acquire, {gap:.0f} ms from release start to acquired", fontsize=10)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("#1f77b4", "#ff7f0e", "#2ca02c")]
-    ax.legend(handles, ["renew", "release", "acquire"], loc="lower right", fontsize=8)
+    ax.set_title(f"One failover in Jaeger (lease {rel['tags'].get('lease')}): SIGTERM → release → next acquire\n"
+                 f"{gap:.0f} ms from the release's start to the end of the new leader's acquire", fontsize=10)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("#1f77b4", "#ff7f0e", "#2ca02c", "#999999")]
+    ax.legend(handles, ["renew", "release", "acquire (acquired)", "acquire (held: not taken)"],
+              loc="lower right", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     fig.text(0.01, 0.01, "spans from Jaeger's /api/traces (drawn with matplotlib: Jaeger v1.76's module has no UI)",
              fontsize=7, color="#555555")
