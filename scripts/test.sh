@@ -7,8 +7,9 @@
 #   scripts/test.sh --list       the stages, one per line: NAME  what it runs
 #
 # Stages (each check runs in exactly one of them):
-#   fixture      build the real kube-apiserver + etcd fixture (tests/k8s-fixture/build.sh)
-#                and helm (tests/helm/install-helm.sh) from Go modules; a no-op when built
+#   fixture      build the real kube-apiserver + etcd fixture (tests/k8s-fixture/build.sh),
+#                helm (tests/helm/install-helm.sh) and Jaeger (tests/jaeger/build.sh, for the
+#                integration stage) from Go modules; a no-op when built
 #   unit         cargo test --lib --bins, and the doc tests: the state machine over the
 #                in-memory test double, config, supervisor
 #   e2e          cargo test --test '*' (every tests/*.rs: CLI tests and the end-to-end
@@ -40,7 +41,7 @@ STAGES=(fixture unit e2e prometheus chart dockerfile image integration node benc
 
 describe() {
   case "$1" in
-    fixture) echo "build the API server fixture and helm from Go modules" ;;
+    fixture) echo "build the API server fixture, helm and Jaeger from Go modules" ;;
     unit) echo "cargo test --lib --bins + doc tests (state machine, config, supervisor); dashboard renderer" ;;
     e2e) echo "cargo test --test '*' (CLI and end-to-end against the real API server)" ;;
     prometheus) echo "alert rules, dashboard, real Prometheus (tests/prometheus/run.sh)" ;;
@@ -54,7 +55,7 @@ describe() {
   esac
 }
 
-fixture_stage() { tests/k8s-fixture/build.sh && tests/helm/install-helm.sh; }
+fixture_stage() { tests/k8s-fixture/build.sh && tests/helm/install-helm.sh && tests/jaeger/build.sh >/dev/null; }
 unit_stage() { cargo test --locked --lib --bins && cargo test --locked --doc && tests/pictures/test_renderer.py; }
 e2e_stage() { env E2E_REQUIRED=1 cargo test --locked --test '*' -- --nocapture --test-threads=2; }
 optional() { # optional SCRIPT ARGS...: runs SCRIPT when it exists
