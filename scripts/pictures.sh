@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates docs/img/failover-timeline.png and docs/img/dashboard-preview.png from a
-# fresh real run: the integration test (a real kube-apiserver, three daemons, leaders
+# Regenerates docs/img/failover-timeline.png and docs/img/dashboard-preview.png (and,
+# without --from, docs/img/failover-trace.png: one failover's spans as a real Jaeger
+# returned them, drawn by scripts/render-trace.py) from a fresh real run: the integration test (a real kube-apiserver, three daemons, leaders
 # killed, cut off and released, a real Prometheus) draws them at its end with
 # scripts/render-dashboard.py and the dashboard's own queries. With --from, a
 # Prometheus on an earlier run's kept TSDB (run.sh --keep) serves the data instead.

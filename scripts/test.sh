@@ -7,8 +7,9 @@
 #   scripts/test.sh --list       the stages, one per line: NAME  what it runs
 #
 # Stages (each check runs in exactly one of them):
-#   fixture      build the real kube-apiserver + etcd fixture (tests/k8s-fixture/build.sh)
-#                and helm (tests/helm/install-helm.sh) from Go modules; a no-op when built
+#   fixture      build the real kube-apiserver + etcd fixture (tests/k8s-fixture/build.sh),
+#                helm (tests/helm/install-helm.sh) and Jaeger (tests/jaeger/build.sh, for the
+#                integration stage) from Go modules; a no-op when built
 #   unit         cargo test --features daemon --lib --bins, and the doc tests: the state
 #                machine over the in-memory test double, config, supervisor
 #   features     scripts/check-features.sh: each documented feature set (none, metrics,
@@ -46,7 +47,7 @@ STAGES=(fixture unit features e2e chaos prometheus chart dockerfile image integr
 
 describe() {
   case "$1" in
-    fixture) echo "build the API server fixture and helm from Go modules" ;;
+    fixture) echo "build the API server fixture, helm and Jaeger from Go modules" ;;
     unit) echo "cargo test --features daemon --lib --bins + doc tests (state machine, config, supervisor); dashboard renderer" ;;
     features) echo "feature sets, lean tree, examples, docs, package list (scripts/check-features.sh)" ;;
     e2e) echo "cargo test --features daemon --test '*' (CLI, examples and end-to-end against the real API server)" ;;
@@ -62,7 +63,7 @@ describe() {
   esac
 }
 
-fixture_stage() { tests/k8s-fixture/build.sh && tests/helm/install-helm.sh; }
+fixture_stage() { tests/k8s-fixture/build.sh && tests/helm/install-helm.sh && tests/jaeger/build.sh >/dev/null; }
 unit_stage() {
   cargo test --locked --features daemon --lib --bins && cargo test --locked --features daemon --doc \
     && tests/pictures/test_renderer.py

@@ -111,7 +111,7 @@ struct LeaderBody<'a> {
 }
 
 impl HttpState {
-    fn respond<T>(&self, req: &Request<T>) -> Response<Body> {
+    fn respond<T>(&self, req: &Request<T>, stop: &CancellationToken) -> Response<Body> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
         }
@@ -131,7 +131,7 @@ impl HttpState {
                 let json = serde_json::to_string(&body).expect("status serialises");
                 with_type(text(StatusCode::OK, json), "application/json")
             }
-            "/leader/stream" => self.leader_stream(req.method() == Method::HEAD),
+            "/leader/stream" => self.leader_stream(req.method() == Method::HEAD, stop),
             _ => text(
                 StatusCode::NOT_FOUND,
                 "try /metrics, /healthz, /readyz, /leader or /leader/stream\n",
@@ -140,11 +140,11 @@ impl HttpState {
     }
 
     /// `text/event-stream` of the leader state, until the elector is gone.
-    fn leader_stream(&self, head: bool) -> Response<Body> {
+    fn leader_stream(&self, head: bool, stop: &CancellationToken) -> Response<Body> {
         let body = if head {
             Empty::new().boxed_unsync()
         } else {
-            let feed = stream::Feed::new(self.status.clone(), self.child.clone());
+            let feed = stream::Feed::new(self.status.clone(), self.child.clone(), stop.clone());
             StreamBody::new(stream::body(feed)).boxed_unsync()
         };
         let mut r = with_type(Response::new(body), "text/event-stream");
@@ -224,9 +224,9 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
                 }
             },
         };
-        let state = state.clone();
+        let (state, stop) = (state.clone(), shutdown.clone());
         let service = service_fn(move |req: Request<Incoming>| {
-            let resp = state.respond(&req);
+            let resp = state.respond(&req, &stop);
             async move { Ok::<_, Infallible>(resp) }
         });
         let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
@@ -235,6 +235,8 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
             let _ = conn.await;
         });
     }
+    // The port is free at once (a restarted candidate binds it again).
+    drop(listener);
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(2)) => {}

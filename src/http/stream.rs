@@ -15,6 +15,7 @@ use hyper::body::{Bytes, Frame};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
 
 use crate::election::Status;
 use crate::supervise::ChildStatus;
@@ -94,14 +95,17 @@ pub struct Feed {
     sent: Option<Snapshot>,
     seq: u64,
     quiet_until: Instant,
-    elector_gone: bool,
+    stop: CancellationToken,
+    ended: bool,
 }
 
 impl Feed {
-    /// A stream that starts with the current state.
+    /// A stream that starts with the current state and ends when the elector
+    /// is gone or `stop` (the server's shutdown) is cancelled.
     pub fn new(
         status: watch::Receiver<Status>,
         child: Option<watch::Receiver<ChildStatus>>,
+        stop: CancellationToken,
     ) -> Self {
         Feed {
             status,
@@ -109,24 +113,26 @@ impl Feed {
             sent: None,
             seq: 0,
             quiet_until: Instant::now() + KEEPALIVE,
-            elector_gone: false,
+            stop,
+            ended: false,
         }
     }
 
     /// The next chunk to send: an event when the state differs from the last
     /// one sent, a keep-alive comment after [`KEEPALIVE`] without one, `None`
-    /// once the elector is gone and its last state was sent.
+    /// once the elector is gone (or the server stops) and its last state was sent.
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
             let now = self.snapshot();
             if self.sent.as_ref() != Some(&now) {
                 return Some(self.event(now));
             }
-            if self.elector_gone {
+            if self.ended {
                 return None;
             }
             tokio::select! {
-                changed = self.status.changed() => self.elector_gone = changed.is_err(),
+                changed = self.status.changed() => self.ended = changed.is_err(),
+                () = self.stop.cancelled() => self.ended = true,
                 () = child_changed(&mut self.child) => {}
                 () = sleep_until(self.quiet_until) => {
                     self.quiet_until = Instant::now() + KEEPALIVE;

@@ -58,7 +58,7 @@ async fn read_until(addr: SocketAddr, path: &str, until: &str, n: usize) -> Stri
 async fn leader_stream_is_an_uncached_event_stream_that_starts_with_the_state() {
     let (_tx, rx) = watch::channel(status());
     let (addr, stop) = serving(rx).await;
-    let response = read_until(addr, "/leader/stream", "\n\n", 2).await;
+    let response = read_until(addr, "/leader/stream", "\n\n", 1).await;
     let lower = response.to_ascii_lowercase();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(

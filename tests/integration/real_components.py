@@ -5,6 +5,7 @@ and a real Prometheus (Debian's `prometheus` package). Standard library only.
 
   real_components.py [--keep] [--keep-on-failure] [--fixture-bin DIR]
                      [--lease-elector PATH] [--helm PATH] [--prometheus PATH]
+                     [--jaeger PATH] [--traces-out SPANS.json]
 
 Usually run through tests/integration/run.sh, which builds what is needed first.
 Everything runs in a fresh temporary directory; every process started here is
@@ -59,6 +60,14 @@ stopped by PID at the end, on every exit path, and dies with this script
    - every query of every dashboard panel (tests/prometheus/dashboard_queries.py
      --print-queries) returns data from that Prometheus; the "Leaders" panel
      shows a dip to 0 at each failover.
+4. A real Jaeger (tests/jaeger/build.sh: github.com/jaegertracing/jaeger/cmd/jaeger
+   v1.76.0 from the Go module proxy; OTLP/HTTP receiver and query API on 127.0.0.1,
+   in-memory storage). The daemons export their spans to it over OTLP/HTTP
+   (OTEL_EXPORTER_OTLP_ENDPOINT); after the failovers above, Jaeger's
+   /api/traces?service=lease-elector returns acquire (acquired, by more than one
+   identity), renew (renewed) and release (released) spans, each with lease,
+   identity and outcome; scripts/render-trace.py draws the last graceful handover
+   from them (failover-trace.png, next to the dashboard pictures).
 
 Prints "ok   ..." / "FAIL ..." per check and, as its last line, "N passed, M failed";
 exits 1 when a check failed.
@@ -82,7 +91,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from toolkit import (AlertWatch, Fixture, Kube, Processes, PrometheusServer, Results,  # noqa: E402
+from toolkit.jaeger import spans as jaeger_spans  # noqa: E402
+from toolkit import (AlertWatch, Fixture, JaegerServer, Kube, Processes, PrometheusServer, Results,  # noqa: E402
                      free_port, http_get, run, wait_for, write_kubeconfig)
 from toolkit.procs import Interrupted  # noqa: E402
 
@@ -208,6 +218,8 @@ class Test:
         self.sa_kubeconfigs = []
         self.prom_server = None
         self.prom = None
+        self.jaeger_server = None
+        self.jaeger = None
         self.watch = None
         self.dep = None
         self.config_dir = os.path.join(self.tmp, "etc-lease-elector")
@@ -381,6 +393,8 @@ class Test:
             argv[0] = self.args.lease_elector  # the image's /usr/local/bin/lease-elector
             # nothing else from this environment (no LEASE_ELECTOR_*, RUST_LOG, ...)
             env.update({"KUBECONFIG": kc, "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.tmp})
+            # spans to the real Jaeger (the standard variable: no LEASE_ELECTOR_* setting changes)
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.jaeger_server.otlp_endpoint
             self.daemons.append(Daemon(i, pod, port, argv, env, self.tmp, self.procs))
         info("argv: " + " ".join(self.daemons[0].argv))
         check(self.daemons[0].argv[1:3] == ["--config", os.path.join(self.config_dir, "config.toml")],
@@ -489,9 +503,9 @@ class Test:
         def rules_ok():
             groups = self.prom.get("/api/v1/rules")["data"]["groups"]
             rs = [r for g in groups for r in g["rules"] if r["type"] == "alerting"]
-            return rs if len(rs) == 5 and all(r["health"] == "ok" for r in rs) else None
+            return rs if len(rs) == 6 and all(r["health"] == "ok" for r in rs) else None
         rs = wait_for(rules_ok, 20)
-        check(rs, f"the five alert rules are loaded and evaluate ({sorted(r['name'] for r in rs or [])})")
+        check(rs, f"the six alert rules are loaded and evaluate ({sorted(r['name'] for r in rs or [])})")
         check(wait_for(lambda: self.prom.value(
             f'sum by (namespace, lease) (lease_elector_is_leader{{job="{JOB}",namespace="{NS}",lease="{FULL}"}})') == 1, 20),
             f"sum of lease_elector_is_leader{{namespace=\"{NS}\",lease=\"{FULL}\"}} is 1")
@@ -653,6 +667,60 @@ class Test:
         d.start()
         check(wait_for(lambda: (d.leader() or {}).get("holder") == new, 20), f"{leader} restarted, follows {new}")
 
+    def start_jaeger(self):
+        self.jaeger_server = JaegerServer(self.args.jaeger, self.tmp, self.procs)
+        self.jaeger = self.jaeger_server.start(60)
+        return check(self.jaeger, f"Jaeger ({self.args.jaeger}) ready on 127.0.0.1, OTLP/HTTP at "
+                                  f"{self.jaeger_server.otlp_endpoint}")
+
+    def step_traces(self):
+        """The failovers above as Jaeger stores them: acquire, renew and release spans with
+        the Lease, the identity and the outcome, from the daemons' OTLP/HTTP export."""
+        log("traces: the failovers in Jaeger")
+        pods = {d.pod for d in self.daemons}
+
+        def failover_spans():
+            try:
+                got = jaeger_spans(self.jaeger.traces("lease-elector"))
+            except OSError:
+                return None
+            ops = {(s["operation"], s["tags"].get("outcome")) for s in got}
+            want = {("acquire", "acquired"), ("renew", "renewed"), ("release", "released")}
+            # the handover's last span, the new leader's acquire, is exported in its next batch
+            released = [s["start"] for s in got if s["operation"] == "release" and s["tags"].get("outcome") == "released"]
+            taken = released and any(s["operation"] == "acquire" and s["tags"].get("outcome") == "acquired"
+                                     and s["start"] >= max(released) for s in got)
+            return got if want <= ops and taken else None
+        got = wait_for(failover_spans, 30, 1.0) or []
+        check(got, "Jaeger returns the daemons' acquire (acquired), renew (renewed) and release (released) spans, "
+                   "and the acquire that followed the release (/api/traces?service=lease-elector)", json.dumps(sorted({(s["operation"], s["tags"].get("outcome"))
+                                                                            for s in got}))[:2000])
+        if not got:
+            return
+        acquired = [s for s in got if s["operation"] == "acquire" and s["tags"].get("outcome") == "acquired"]
+        check(len({s["tags"].get("identity") for s in acquired}) >= 2,
+              f"acquired spans of more than one identity: the failovers ({sorted({s['tags'].get('identity') for s in acquired})})")
+        ours = [s for s in got if s["operation"] in ("acquire", "renew", "release")]
+        check(all(s["tags"].get("lease") == FULL and s["tags"].get("identity") in pods and s["tags"].get("outcome")
+                  for s in ours), f"every acquire/renew/release span carries lease={FULL}, a Pod's identity and an "
+                                  f"outcome ({len(ours)} spans)",
+              json.dumps([s for s in ours if s["tags"].get("lease") != FULL][:3]))
+        check(all(s["service"] == "lease-elector" for s in ours), "service.name lease-elector")
+        spans_file = os.path.join(self.tmp, "jaeger-spans.json")
+        with open(spans_file, "w") as f:
+            json.dump(ours, f)
+        if self.args.traces_out:
+            shutil.copyfile(spans_file, self.args.traces_out)
+        # the picture of one failover trace, next to the dashboard's (scripts/pictures.sh)
+        out = os.environ.get("DASHBOARD_PICTURES_DIR") or os.path.join(self.tmp, "pictures")
+        rc, so, se = run([os.path.join(ROOT, "scripts", "render-trace.py"), "--spans", spans_file, "--out", out],
+                         timeout=120)
+        check(rc == 0, f"scripts/render-trace.py drew one failover trace from Jaeger's spans into {out}",
+              (so + se).strip())
+        info(f"{len(ours)} election spans in Jaeger: "
+             + ", ".join(f"{op} {n}" for op, n in sorted(
+                 {op: sum(1 for s in ours if s['operation'] == op) for op in ("acquire", "renew", "release")}.items())))
+
     def step_dashboard(self):
         log("dashboard queries")
         rc, out, err = run([sys.executable, os.path.join(ROOT, "tests", "prometheus", "dashboard_queries.py"),
@@ -736,7 +804,7 @@ class Test:
         self.step_dry_run()
         self.step_e2e()
         self.step_flowschema()
-        if not self.step_install() or not self.step_daemons():
+        if not self.start_jaeger() or not self.step_install() or not self.step_daemons():
             return
         self.step_token_refused()
         if not self.start_prometheus():
@@ -746,6 +814,7 @@ class Test:
             return
         self.step_checks_over_time()
         self.step_release()
+        self.step_traces()
         self.step_dashboard()
         self.step_never()
         self.step_pictures()
@@ -779,11 +848,15 @@ def main():
                                                               os.path.join(ROOT, "target", "debug", "lease-elector")))
     ap.add_argument("--helm", default=shutil.which("helm") or os.path.expanduser("~/go/bin/helm"))
     ap.add_argument("--prometheus", default=shutil.which("prometheus") or "/usr/bin/prometheus")
+    ap.add_argument("--jaeger", default=os.path.join(ROOT, "target", "jaeger", "bin", "jaeger"),
+                    help="the jaeger binary (tests/jaeger/build.sh)")
+    ap.add_argument("--traces-out", help="also write the election spans Jaeger returned to this JSON file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--keep-on-failure", action="store_true", help="keep it when a check failed")
     args = ap.parse_args()
     for what, path in (("k8s-fixture", os.path.join(args.fixture_bin, "k8s-fixture")),
                        ("lease-elector", args.lease_elector), ("helm", args.helm), ("prometheus", args.prometheus),
+                       ("jaeger", args.jaeger),
                        ("kubectl", shutil.which("kubectl") or "kubectl")):
         if not os.access(path, os.X_OK):
             print(f"{what} not found at {path} (tests/integration/run.sh builds and installs what is needed)",

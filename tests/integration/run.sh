@@ -7,6 +7,7 @@
 #
 # Builds or installs what is missing first:
 #   - the fixture binaries   tests/k8s-fixture/build.sh (a no-op when built)
+#   - jaeger                 tests/jaeger/build.sh (from the Go module proxy; a no-op when built)
 #   - the daemon             cargo build --features daemon --bin lease-elector (target/debug/lease-elector)
 #   - helm                   tests/helm/install-helm.sh (go install) when not on PATH
 #   - prometheus, promtool   Debian's `prometheus` package (apt-get, as root) when missing
@@ -44,6 +45,7 @@ fi
 /usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1 || fail_setup "matplotlib not found (apt-get install python3-matplotlib)"
 
 fixture_bin="$("$root/tests/k8s-fixture/build.sh" | tail -n1)" || fail_setup "tests/k8s-fixture/build.sh failed"
+jaeger_bin="$("$root/tests/jaeger/build.sh" | tail -n1)" || fail_setup "tests/jaeger/build.sh failed"
 (cd "$root" && cargo build --quiet --features daemon --bin lease-elector) || fail_setup "cargo build failed"
 bin="${CARGO_TARGET_DIR:-$root/target}/debug/lease-elector"
 
@@ -51,4 +53,4 @@ bin="${CARGO_TARGET_DIR:-$root/target}/debug/lease-elector"
 # 30 s later, and the children die with it (PR_SET_PDEATHSIG)
 exec timeout -k 30 "${INTEGRATION_TIMEOUT:-480}" python3 "$here/real_components.py" \
   --fixture-bin "$fixture_bin" --lease-elector "$bin" --helm "$(command -v helm)" \
-  --prometheus "$(command -v prometheus)" "$@"
+  --prometheus "$(command -v prometheus)" --jaeger "$jaeger_bin/jaeger" "$@"

@@ -23,6 +23,9 @@ One place for what every script under tests/ and bench/ needs:
   toolkit.prom      Prometheus: the one client of the Prometheus HTTP API;
                     PrometheusServer: a real `prometheus` over static 127.0.0.1 targets;
                     AlertWatch: a poller of /api/v1/alerts.
+  toolkit.jaeger    Jaeger: the one client of Jaeger's query API (/api/traces); JaegerServer: a
+                    real `jaeger` (tests/jaeger/build.sh) receiving OTLP/HTTP on 127.0.0.1;
+                    spans(): the spans of /api/traces answers, flattened.
   toolkit.exposition  the text exposition format: samples(), by_label(), families(), and
                     real_exposition(): the /metrics of a real `lease-elector demo`.
 
@@ -46,6 +49,7 @@ that cannot go on without the value raises itself (`or fail("...")`).
 """
 from .exposition import by_label, families, real_exposition, samples
 from .fixture import Fixture
+from .jaeger import Jaeger, JaegerServer
 from .kube import Kube, write_kubeconfig
 from .net import free_port, http_get
 from .procs import Processes, run
@@ -54,7 +58,7 @@ from .results import Results
 from .wait import wait_for
 
 __all__ = [
-    "AlertWatch", "Fixture", "Kube", "Processes", "Prometheus", "PrometheusServer", "Results",
+    "AlertWatch", "Fixture", "Jaeger", "JaegerServer", "Kube", "Processes", "Prometheus", "PrometheusServer", "Results",
     "by_label", "families", "free_port", "http_get", "real_exposition", "run", "samples", "wait_for",
     "write_kubeconfig",
 ]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::*;
 
@@ -64,7 +65,7 @@ fn leading(s: &mut Status, token: i32) {
 #[tokio::test(start_paused = true)]
 async fn the_current_state_is_sent_at_once() {
     let (_tx, rx) = watch::channel(status());
-    let mut feed = Feed::new(rx, None);
+    let mut feed = Feed::new(rx, None, CancellationToken::new());
     let chunk = feed.next_chunk().await.unwrap();
     assert!(chunk.starts_with(b"retry: 1000\n"), "{chunk:?}");
     let event = parse(&chunk);
@@ -81,7 +82,7 @@ async fn the_current_state_is_sent_at_once() {
 #[tokio::test(start_paused = true)]
 async fn becoming_leader_is_a_started_leading_event_with_the_fencing_token() {
     let (tx, rx) = watch::channel(status());
-    let mut feed = Feed::new(rx, None);
+    let mut feed = Feed::new(rx, None, CancellationToken::new());
     next_event(&mut feed).await;
     tx.send_modify(|s| leading(s, 3));
     let event = next_event(&mut feed).await;
@@ -94,7 +95,7 @@ async fn becoming_leader_is_a_started_leading_event_with_the_fencing_token() {
 async fn stepping_down_is_a_stopped_leading_event() {
     let (tx, rx) = watch::channel(status());
     tx.send_modify(|s| leading(s, 3));
-    let mut feed = Feed::new(rx, None);
+    let mut feed = Feed::new(rx, None, CancellationToken::new());
     next_event(&mut feed).await;
     tx.send_modify(|s| {
         s.is_leader = false;
@@ -109,7 +110,7 @@ async fn stepping_down_is_a_stopped_leading_event() {
 #[tokio::test(start_paused = true)]
 async fn a_new_holder_is_a_leader_changed_event() {
     let (tx, rx) = watch::channel(status());
-    let mut feed = Feed::new(rx, None);
+    let mut feed = Feed::new(rx, None, CancellationToken::new());
     next_event(&mut feed).await;
     tx.send_modify(|s| {
         s.holder = Some("b".into());
@@ -125,7 +126,7 @@ async fn a_new_holder_is_a_leader_changed_event() {
 async fn a_renew_alone_sends_no_event() {
     let (tx, rx) = watch::channel(status());
     tx.send_modify(|s| leading(s, 1));
-    let mut feed = Feed::new(rx, None);
+    let mut feed = Feed::new(rx, None, CancellationToken::new());
     next_event(&mut feed).await;
     tx.send_modify(|s| s.last_renew = Some("2026-12-02T00:00:00Z".into()));
     let chunk = feed.next_chunk().await.unwrap();
@@ -135,7 +136,7 @@ async fn a_renew_alone_sends_no_event() {
 #[tokio::test(start_paused = true)]
 async fn a_quiet_stream_gets_a_keep_alive_comment_every_15_seconds() {
     let (_tx, rx) = watch::channel(status());
-    let mut feed = Feed::new(rx, None);
+    let mut feed = Feed::new(rx, None, CancellationToken::new());
     next_event(&mut feed).await;
     let start = Instant::now();
     for n in 1..=2 {
@@ -149,7 +150,7 @@ async fn a_quiet_stream_gets_a_keep_alive_comment_every_15_seconds() {
 #[tokio::test(start_paused = true)]
 async fn a_slow_client_skips_to_the_latest_state() {
     let (tx, rx) = watch::channel(status());
-    let mut feed = Feed::new(rx, None);
+    let mut feed = Feed::new(rx, None, CancellationToken::new());
     next_event(&mut feed).await;
     for holder in ["b", "c", "d"] {
         tx.send_modify(|s| s.holder = Some(holder.into()));
@@ -162,7 +163,7 @@ async fn a_slow_client_skips_to_the_latest_state() {
 async fn a_missed_step_down_and_new_term_is_one_started_leading_event() {
     let (tx, rx) = watch::channel(status());
     tx.send_modify(|s| leading(s, 1));
-    let mut feed = Feed::new(rx, None);
+    let mut feed = Feed::new(rx, None, CancellationToken::new());
     next_event(&mut feed).await;
     tx.send_modify(|s| s.is_leader = false);
     tx.send_modify(|s| leading(s, 2));
@@ -174,7 +175,7 @@ async fn a_missed_step_down_and_new_term_is_one_started_leading_event() {
 #[tokio::test(start_paused = true)]
 async fn a_client_that_never_reads_does_not_hold_up_the_status() {
     let (tx, rx) = watch::channel(status());
-    let _unread = Feed::new(rx, None);
+    let _unread = Feed::new(rx, None, CancellationToken::new());
     for n in 0..10_000 {
         tx.send_modify(|s| s.lease_transitions = n);
     }
@@ -188,7 +189,7 @@ async fn the_child_state_is_an_event_in_run_mode() {
         state: "idle",
         ..ChildStatus::default()
     });
-    let mut feed = Feed::new(rx, Some(child_rx));
+    let mut feed = Feed::new(rx, Some(child_rx), CancellationToken::new());
     let first = next_event(&mut feed).await;
     assert_eq!(first.data["child"]["state"], "idle");
     child_tx.send_modify(|c| {
@@ -205,10 +206,20 @@ async fn the_child_state_is_an_event_in_run_mode() {
 async fn the_stream_ends_after_the_last_state_once_the_elector_is_gone() {
     let (tx, rx) = watch::channel(status());
     tx.send_modify(|s| leading(s, 1));
-    let mut feed = Feed::new(rx, None);
+    let mut feed = Feed::new(rx, None, CancellationToken::new());
     next_event(&mut feed).await;
     tx.send_modify(|s| s.is_leader = false);
     drop(tx);
     assert_eq!(next_event(&mut feed).await.name, "stopped_leading");
+    assert!(feed.next_chunk().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_stream_ends_when_the_server_stops() {
+    let (_tx, rx) = watch::channel(status());
+    let stop = CancellationToken::new();
+    let mut feed = Feed::new(rx, None, stop.clone());
+    next_event(&mut feed).await;
+    stop.cancel();
     assert!(feed.next_chunk().await.is_none());
 }
