@@ -11,7 +11,8 @@
 # package) get K8S_OPENAPI_ENABLED_VERSION: the library itself enables no
 # k8s-openapi version feature (the final binary picks one), so its own builds
 # name the version the way k8s-openapi documents for `cargo check`/`cargo doc`.
-# Prints the time of each step.
+# Last, `cargo publish --dry-run` (the crates.io index is needed). Prints the
+# time of each step.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -61,3 +62,6 @@ step "cargo build --examples" cargo build --locked --examples
 step "cargo doc --no-deps (default)" env RUSTDOCFLAGS=-Dwarnings cargo doc --locked --no-deps
 step "cargo doc --no-deps --all-features" env RUSTDOCFLAGS=-Dwarnings cargo doc --locked --no-deps --all-features
 step "cargo package --list" package_list
+# Needs the crates.io index (a registry, reachable here); verifies by building
+# the packaged crate with default features.
+step "cargo publish --dry-run" cargo publish --locked --dry-run --allow-dirty

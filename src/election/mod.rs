@@ -60,7 +60,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
 
 use crate::backend::LeaseBackend;
 pub use api::{Handles, LeaderEvent, Leadership, Resigner, Status};
@@ -70,6 +69,9 @@ use report::Report;
 pub use report::{Reporter, Verb};
 pub use settings::{CLOCK_RATE_BOUND, ElectionConfig, InvalidElection, JITTER_FACTOR, Timings};
 pub use stream::{LeaderChange, leader_changes};
+/// The token type of [`Leadership::token`] and of the shutdown passed to
+/// [`Elector::run`] (re-exported from tokio-util).
+pub use tokio_util::sync::CancellationToken;
 
 /// One election candidate. Build it with [`Elector::new`], which also hands
 /// out its [`Handles`], then [`Elector::run`] it until a shutdown token is
