@@ -59,16 +59,16 @@ def check_terms(results, args, record, act):
                   f"SIGSTOPped time and {RESUME_ALLOWANCE * 1000:g} ms after SIGCONT excluded)",
                   overlap_lines(ours, record.impl))
     if resumed:
-        results.info("a resumed lease-elector logged its step-down late, with no write to the Lease "
-                     "after SIGCONT:\n" + overlap_lines(resumed, record.impl))
+        note(results, "a resumed lease-elector logged its step-down late, with no write to the Lease "
+             "after SIGCONT:", overlap_lines(resumed, record.impl))
     if cleared:
-        results.info("a lease-elector's live record released by another candidate (client-go's release), "
-                     "then taken:\n" + overlap_lines(cleared, record.impl))
+        note(results, "a lease-elector's live record released by another candidate (client-go's release), "
+             "then taken:", overlap_lines(cleared, record.impl))
     strict = args.strict_client_go
     results.check(not theirs or not strict, "no client-go candidate leads on while another candidate leads"
                   + ("" if strict else " (reported only: CHAOS_STRICT_CLIENT_GO=0)"), overlap_lines(theirs, record.impl))
     if theirs and not strict:
-        results.info(overlap_lines(theirs, record.impl))
+        note(results, "client-go candidates that led on:", overlap_lines(theirs, record.impl))
     lags = v.resume_lags(record.terms, record.frozen)
 
     def worst(kind):
@@ -156,6 +156,13 @@ def parent_was_frozen(overlap, frozen, clock_offset):
     parent = overlap[0].split("/")[0]
     at = overlap[3] + clock_offset
     return any(s - 1.0 <= at <= e + 1.0 for s, e in frozen.get(parent, []))
+
+
+def note(results, title, lines):
+    """An info line, then `lines` indented under it."""
+    results.info(title)
+    for line in lines.splitlines():
+        print("       " + line, flush=True)
 
 
 def overlap_lines(over, impl):
