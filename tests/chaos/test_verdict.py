@@ -6,6 +6,7 @@ import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report  # noqa: E402
 import verdict as v  # noqa: E402
 from faults import KINDS, schedule  # noqa: E402
 
@@ -52,6 +53,22 @@ class ForeignRelease(unittest.TestCase):
     def test_a_takeover_of_an_expired_record_is_not(self):
         h = [(9.0, "MODIFIED", "a", 3, "1"), (9.6, "MODIFIED", "b", 4, "2")]
         self.assertFalse(v.cleared_under(h, "a", "b", at=9.6))
+
+
+class LateStepDown(unittest.TestCase):
+    @staticmethod
+    def record(history):
+        return report.Record(terms={}, reported={}, impl={"a": "lease-elector", "b": "lease-elector"},
+                             frozen={"a": [(4.0, 9.0)]}, samples={}, history=history, lives={},
+                             clock_offset=0.0, faults=[])
+
+    def test_a_resumed_leader_that_wrote_nothing_is_a_late_step_down(self):
+        o = ("a", "b", 0.09, 9.0 + report.RESUME_ALLOWANCE)
+        self.assertTrue(report.late_step_down(o, self.record([(3.9, "MODIFIED", "a", 1, "5")])))
+
+    def test_a_resumed_leader_that_renewed_is_leading_on(self):
+        o = ("a", "b", 0.09, 9.0 + report.RESUME_ALLOWANCE)
+        self.assertFalse(report.late_step_down(o, self.record([(9.12, "MODIFIED", "a", 1, "6")])))
 
 
 class Children(unittest.TestCase):
