@@ -56,6 +56,8 @@ pub use api::{Handles, LeaderEvent, Leadership, Resigner, Status};
 use observe::Knowledge;
 use report::Report;
 pub use report::{Reporter, Verb};
+#[doc(hidden)]
+pub use settings::PlantedBug;
 pub use settings::{CLOCK_RATE_BOUND, ElectionConfig, InvalidElection, JITTER_FACTOR, Timings};
 
 /// One election candidate. Build it with [`Elector::new`], which also hands
@@ -97,6 +99,7 @@ impl<B: LeaseBackend> Elector<B> {
             known,
             report,
             jitter: settings::Jitter::random(),
+            planted: None,
         };
         (Elector { core, resign }, handles)
     }
@@ -109,6 +112,14 @@ impl<B: LeaseBackend> Elector<B> {
         source: impl FnMut() -> f64 + Send + Sync + 'static,
     ) -> Self {
         self.core.jitter = settings::Jitter::from_fn(source);
+        self
+    }
+
+    /// Breaks one safety rule on purpose, so that a simulation can show its
+    /// checker finds the violation. Never for production use.
+    #[doc(hidden)]
+    pub fn with_planted_bug(mut self, bug: PlantedBug) -> Self {
+        self.core.planted = Some(bug);
         self
     }
 
