@@ -67,6 +67,8 @@ pub use builder::ElectionBuilder;
 use observe::Knowledge;
 use report::Report;
 pub use report::{Reporter, Verb};
+#[doc(hidden)]
+pub use settings::PlantedBug;
 pub use settings::{CLOCK_RATE_BOUND, ElectionConfig, InvalidElection, JITTER_FACTOR, Timings};
 pub use stream::{LeaderChange, leader_changes};
 /// The token type of [`Leadership::token`] and of the shutdown passed to
@@ -113,6 +115,7 @@ impl<B: LeaseBackend> Elector<B> {
             known,
             report,
             jitter: settings::Jitter::random(),
+            planted: None,
         };
         (Elector { core, resign }, handles)
     }
@@ -125,6 +128,14 @@ impl<B: LeaseBackend> Elector<B> {
         source: impl FnMut() -> f64 + Send + Sync + 'static,
     ) -> Self {
         self.core.jitter = settings::Jitter::from_fn(source);
+        self
+    }
+
+    /// Breaks one safety rule on purpose, so that a simulation can show its
+    /// checker finds the violation. Never for production use.
+    #[doc(hidden)]
+    pub fn with_planted_bug(mut self, bug: PlantedBug) -> Self {
+        self.core.planted = Some(bug);
         self
     }
 

@@ -12,6 +12,7 @@ use super::contest::{Contest, Move};
 use super::quiet::Watch;
 use super::report::{self, Verb};
 use super::requests::{Core, Renewal};
+use super::settings::PlantedBug;
 use crate::backend::{Change, ElectionEvent, LeaseBackend};
 
 /// What wakes a candidate besides its timers.
@@ -281,7 +282,10 @@ impl<B: LeaseBackend> Core<B> {
                     };
                     next_renew = Instant::now() + t.retry_period;
                     match renewal {
-                        Renewal::Renewed { sent } => { term.renewed(sent, t.validity()); None }
+                        Renewal::Renewed { sent } => {
+                            term.renewed(self.term_base(sent), t.validity());
+                            None
+                        }
                         Renewal::Failed => None,
                         Renewal::Taken { holder } => Some(TermEnd::Taken(holder)),
                         Renewal::Twin => Some(TermEnd::Twin),
@@ -291,6 +295,15 @@ impl<B: LeaseBackend> Core<B> {
             if let Some(end) = end {
                 return self.end_term(term, end);
             }
+        }
+    }
+
+    /// What a successful renew sent at `sent` extends the term from: `sent`
+    /// (only a simulation's planted bug uses the reply's arrival).
+    fn term_base(&self, sent: Instant) -> Instant {
+        match self.planted {
+            None => sent,
+            Some(PlantedBug::RenewDeadlineFromReply) => Instant::now(),
         }
     }
 

@@ -11,7 +11,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::observe::Knowledge;
 use super::record::{self, Observation, Verdict};
 use super::report::{self, Report, Verb};
-use super::settings::{ElectionConfig, Jitter};
+use super::settings::{ElectionConfig, Jitter, PlantedBug};
 use crate::backend::{BackendError, LeaseBackend};
 
 /// The elector's state, besides its phase.
@@ -21,6 +21,9 @@ pub(super) struct Core<B> {
     pub known: Knowledge,
     pub report: Report<B>,
     pub jitter: Jitter,
+    /// A broken rule planted by a simulation's teeth test; `None` always
+    /// outside it.
+    pub planted: Option<PlantedBug>,
 }
 
 /// How an attempt to take the Lease ended (failures are `Err`).

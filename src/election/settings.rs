@@ -34,6 +34,17 @@ impl Jitter {
 /// monotonic clocks run at rates within 1 ± this of true time.
 pub const CLOCK_RATE_BOUND: f64 = 0.05;
 
+/// A deliberately broken rule, for showing that the simulation's checker
+/// finds what breaks safety. Never for production use.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// The renew deadline and the term's validity run from when a renew's
+    /// reply arrived instead of when it was sent: a slow reply stretches
+    /// the term past what the followers allow.
+    RenewDeadlineFromReply,
+}
+
 /// The timing of an election, validated as client-go validates it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timings {

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use lease_elector::election::Timings;
+use lease_elector::election::{PlantedBug, Timings};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -118,6 +118,11 @@ pub struct Profile {
     pub faults_end: Duration,
     /// Most scheduled faults in one run.
     pub max_faults: usize,
+    /// Upper bound of the reply latencies drawn (a run draws its own bound
+    /// below it).
+    pub reply_latency_max: Duration,
+    /// A broken rule planted in the real elector (the checker's teeth).
+    pub planted_bug: Option<PlantedBug>,
 }
 
 impl Profile {
@@ -135,6 +140,8 @@ impl Profile {
             pause_in_run_mode: true,
             faults_end: Duration::from_secs(30),
             max_faults: 6,
+            reply_latency_max: Duration::from_millis(300),
+            planted_bug: None,
         }
     }
 }
@@ -160,6 +167,8 @@ pub struct Schedule {
     pub faults: Vec<Fault>,
     /// When all faults stop.
     pub faults_end: Duration,
+    /// A broken rule planted in the real elector (the checker's teeth).
+    pub planted_bug: Option<PlantedBug>,
 }
 
 fn secs(rng: &mut StdRng, lo: f64, hi: f64) -> Duration {
@@ -196,7 +205,7 @@ impl Schedule {
         let run_mode = rng.random_bool(profile.run_mode_share);
         let network = Network {
             request_latency: maybe_latency(&mut rng, 300),
-            reply_latency: maybe_latency(&mut rng, 300),
+            reply_latency: maybe_latency(&mut rng, profile.reply_latency_max.as_millis() as u64),
             watch_latency: maybe_latency(&mut rng, 500),
             lost_request: maybe(&mut rng, 0.1),
             lost_reply: maybe(&mut rng, 0.1),
@@ -242,6 +251,7 @@ impl Schedule {
             network,
             faults,
             faults_end: profile.faults_end,
+            planted_bug: profile.planted_bug,
         }
     }
 

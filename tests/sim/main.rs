@@ -312,6 +312,41 @@ fn a_clock_rate_skew_beyond_the_bound_is_caught_as_two_leaders() {
     );
 }
 
+/// The checker's teeth with a rule broken in the real elector: the renew
+/// deadline and the term's validity run from a renew's reply instead of its
+/// send (`PlantedBug::RenewDeadlineFromReply`), replies take up to 4 s (the
+/// request timeout is 5 s), every run in run mode. A slow reply stretches
+/// the term, and the old leader's child outlives the takeover.
+#[test]
+fn a_renew_deadline_judged_from_the_reply_is_caught() {
+    let profile = Profile {
+        planted_bug: Some(lease_elector::election::PlantedBug::RenewDeadlineFromReply),
+        reply_latency_max: Duration::from_secs(4),
+        run_mode_share: 1.0,
+        ..Profile::ci()
+    };
+    if let Some(seed) = env_u64("SIM_SEED") {
+        replay(seed, &profile);
+        return;
+    }
+    let (summary, elapsed) = run_seeds(&profile, budget(), 1);
+    println!("{}", summary.line(elapsed));
+    explain(
+        &summary,
+        &profile,
+        "a_renew_deadline_judged_from_the_reply_is_caught",
+        "",
+    );
+    let (seed, v) = summary
+        .failing
+        .first()
+        .expect("the planted bug must give a violation within the budget");
+    println!(
+        "caught at seed {seed} after {} runs: {} {}",
+        summary.runs, v.rule, v.detail
+    );
+}
+
 /// Replays are bit-exact: the elector's retry jitter is drawn from the seed,
 /// its selects are biased, and each candidate has its own draw stream, so a
 /// seed run twice does the same to the nanosecond. Seed 26292 (a 409 storm,

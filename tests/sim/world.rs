@@ -196,6 +196,10 @@ fn spawn_candidate(server: &SimApiServer, ctx: Ctx) -> Candidate {
         s.seed ^ 0x717e_0000_0000 ^ ((ctx.who as u64) << 24) ^ u64::from(ctx.incarnation);
     let mut jitter = StdRng::seed_from_u64(jitter_seed);
     let elector = elector.with_jitter_source(move || jitter.random::<f64>());
+    let elector = match s.planted_bug {
+        Some(bug) => elector.with_planted_bug(bug),
+        None => elector,
+    };
     let Handles { events, status, .. } = handles;
     let shutdown = CancellationToken::new();
     let gate = Gate::default();
