@@ -9,7 +9,8 @@ One place for what every script under tests/ and bench/ needs:
                     (normal end, exception, SIGTERM/SIGINT/SIGHUP); run(): a command with a
                     timeout, as (rc, stdout, stderr).
   toolkit.wait      wait_for(): the one polling loop.
-  toolkit.net       free_port(), http_get() on 127.0.0.1.
+  toolkit.net       free_port(), http_get() on 127.0.0.1; JsonApi: GET of a JSON API (the
+                    base of the Prometheus and Jaeger clients).
   toolkit.fixture   Fixture: the tests/k8s-fixture launcher (etcd + kube-apiserver) and its
                     start-up protocol (the "K8S_FIXTURE_READY <info.json>" line).
   toolkit.kube      Kube: kubectl with a kubeconfig and raw HTTPS requests with a bearer

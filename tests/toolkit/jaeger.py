@@ -1,11 +1,8 @@
 """A real Jaeger (tests/jaeger/build.sh) for the tests: an OTLP/HTTP receiver on
 127.0.0.1 with in-memory storage, and the one client of its query API."""
-import json
 import os
-import urllib.parse
-import urllib.request
 
-from .net import free_port
+from .net import JsonApi, free_port
 from .wait import wait_for
 
 CONFIG = """service:
@@ -47,16 +44,8 @@ exporters:
 """
 
 
-class Jaeger:
+class Jaeger(JsonApi):
     """Client of Jaeger's query API at `base` (http://127.0.0.1:PORT)."""
-
-    def __init__(self, base):
-        self.base = base
-
-    def get(self, path, timeout=10, **params):
-        url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return json.load(r)
 
     def services(self):
         return self.get("/api/services").get("data") or []

@@ -6,20 +6,12 @@ import time
 import urllib.parse
 import urllib.request
 
-from .net import free_port
+from .net import JsonApi, free_port
 from .wait import wait_for
 
 
-class Prometheus:
+class Prometheus(JsonApi):
     """Client of the Prometheus HTTP API at `base` (http://127.0.0.1:PORT)."""
-
-    def __init__(self, base):
-        self.base = base
-
-    def get(self, path, timeout=10, **params):
-        url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return json.load(r)
 
     def ready(self):
         with urllib.request.urlopen(self.base + "/-/ready", timeout=2) as r:
