@@ -227,6 +227,21 @@ def fmt(v, f: str) -> str:
     return f.format(v)
 
 
+def print_table(heading: str, meta: dict, row_names: list[str], cells: dict[str, list[str]]) -> None:
+    """The side-by-side table: one column per implementation (or N), one row per metric."""
+    w0 = max(len(n) for n in row_names)
+    widths = {c: max(len(c), *(len(x) for x in col)) for c, col in cells.items()}
+    print()
+    print(heading)
+    print(f"lease-elector: {meta['lease_elector_bin']} ({meta['profile']})")
+    print(f"machine: {meta['machine']}, {os.getloadavg()[0]:.2f} at end")
+    print()
+    print("  ".join([" " * w0] + [c.rjust(widths[c]) for c in cells]))
+    for i, name in enumerate(row_names):
+        print("  ".join([name.ljust(w0)] + [cells[c][i].rjust(widths[c]) for c in cells]))
+    print()
+
+
 def machine() -> str:
     model = "unknown CPU"
     try:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    IMPLS, REPO, ApiSnapshot, Candidate, Context, add_common_args, fmt, log, machine,
+    IMPLS, REPO, ApiSnapshot, Candidate, Context, add_common_args, fmt, log, machine, print_table,
     missing_binaries, need, profile_of, settled, with_fixture,
 )
 
@@ -229,19 +229,10 @@ def print_results(results: dict[str, dict], meta: dict) -> None:
     for k in verb_keys:
         rows.insert(at, (f"  {k.removeprefix('api_req_per_s_')} (apiserver, req/s)", k, "{:.2f}"))
         at += 1
-    w0 = max(len(r[0]) for r in rows)
     cells = {impl: [fmt(results[impl].get(key), f) for _, key, f in rows] for impl in impls}
-    widths = {impl: max(len(impl), *(len(c) for c in cells[impl])) for impl in impls}
-    print()
-    print(f"Failover benchmark ({meta['mode']} mode; timings {meta['timings']}; "
-          f"{meta['reps']} graceful + {meta['crash_reps']} crash reps; {meta['window']:.0f}s steady window)")
-    print(f"lease-elector: {meta['lease_elector_bin']} ({meta['profile']})")
-    print(f"machine: {meta['machine']}, {os.getloadavg()[0]:.2f} at end")
-    print()
-    print("  ".join([" " * w0] + [impl.rjust(widths[impl]) for impl in impls]))
-    for i, (name, _, _) in enumerate(rows):
-        print("  ".join([name.ljust(w0)] + [cells[impl][i].rjust(widths[impl]) for impl in impls]))
-    print()
+    print_table(f"Failover benchmark ({meta['mode']} mode; timings {meta['timings']}; "
+                f"{meta['reps']} graceful + {meta['crash_reps']} crash reps; {meta['window']:.0f}s steady window)",
+                meta, [r[0] for r in rows], cells)
     for impl in impls:
         for k, v in results[impl].items():
             if isinstance(v, str):

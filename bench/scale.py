@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    IMPLS, REPO, ApiSnapshot, Candidate, LeaseWatch, add_common_args, apiserver_rss_kib, fmt, log, machine,
+    IMPLS, REPO, ApiSnapshot, Candidate, LeaseWatch, add_common_args, apiserver_rss_kib, fmt, log, machine, print_table,
     missing_binaries, need, profile_of, settled, with_fixture,
 )
 
@@ -260,19 +260,9 @@ def cell(r: dict, key, f: str) -> str:
 
 def print_results(results: dict[str, dict], meta: dict) -> None:
     cols = list(results)
-    w0 = max(len(r[0]) for r in ROWS)
     cells = {c: [cell(results[c], key, f) for _, key, f in ROWS] for c in cols}
-    widths = {c: max(len(c), *(len(x) for x in cells[c])) for c in cols}
-    print()
-    print(f"Scale benchmark (timings {meta['timings']}; {meta['reps']} graceful + {meta['crash_reps']} crash reps "
-          f"per N; {meta['window']:.0f}s steady window)")
-    print(f"lease-elector: {meta['lease_elector_bin']} ({meta['profile']})")
-    print(f"machine: {meta['machine']}, {os.getloadavg()[0]:.2f} at end")
-    print()
-    print("  ".join([" " * w0] + [c.rjust(widths[c]) for c in cols]))
-    for i, (name, _, _) in enumerate(ROWS):
-        print("  ".join([name.ljust(w0)] + [cells[c][i].rjust(widths[c]) for c in cols]))
-    print()
+    print_table(f"Scale benchmark (timings {meta['timings']}; {meta['reps']} graceful + {meta['crash_reps']} crash "
+                f"reps per N; {meta['window']:.0f}s steady window)", meta, [r[0] for r in ROWS], cells)
     for c in cols:
         impl, _, at = c.partition(" ")
         for k, v in results[c].items():
