@@ -119,7 +119,8 @@ impl Connections {
     }
 }
 
-#[cfg(test)]
+// The tests serve HTTP with hyper and tokio's net and io-util: the daemon's features.
+#[cfg(all(test, feature = "daemon"))]
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
