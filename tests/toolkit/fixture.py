@@ -30,9 +30,26 @@ class Fixture:
         self.info = None
         self.error = None
 
-    def start(self, timeout=120):
+    def start(self, timeout=120, attempts=3):
         """Launches it and reads its stdout until the ready line. True once ready;
-        False (with `error` set) when it exits or `timeout` seconds pass first."""
+        False (with `error` set) when it exits or `timeout` seconds pass first.
+
+        The launcher picks free ports, which another process can take before
+        kube-apiserver binds them; a start that failed that way is tried again
+        (it then picks other ports)."""
+        for _ in range(attempts):
+            if self._start_once(timeout) or not self._lost_a_port():
+                break
+        return self.info is not None
+
+    def _lost_a_port(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return "address already in use" in f.read()
+        except OSError:
+            return False
+
+    def _start_once(self, timeout):
         os.makedirs(self.dir, exist_ok=True)
         self.proc = self.processes.start([self.launcher, "--dir", self.dir], log=self.log,
                                          stdout=subprocess.PIPE, deathsig=signal.SIGTERM, text=True)
