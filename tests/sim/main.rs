@@ -290,25 +290,9 @@ fn a_clock_rate_skew_beyond_the_bound_is_caught_as_two_leaders() {
         fast_follower: Some(3.0),
         ..Profile::ci()
     };
-    if let Some(seed) = env_u64("SIM_SEED") {
-        replay(seed, &profile);
-        return;
-    }
-    let (summary, elapsed) = run_seeds(&profile, budget(), 1);
-    println!("{}", summary.line(elapsed));
-    explain(
-        &summary,
+    expect_caught(
         &profile,
         "a_clock_rate_skew_beyond_the_bound_is_caught_as_two_leaders",
-        "",
-    );
-    let (seed, v) = summary
-        .failing
-        .first()
-        .expect("skew beyond the bound must give a violation");
-    println!(
-        "caught at seed {seed} after {} runs: {} {}",
-        summary.runs, v.rule, v.detail
     );
 }
 
@@ -325,26 +309,7 @@ fn a_renew_deadline_judged_from_the_reply_is_caught() {
         run_mode_share: 1.0,
         ..Profile::ci()
     };
-    if let Some(seed) = env_u64("SIM_SEED") {
-        replay(seed, &profile);
-        return;
-    }
-    let (summary, elapsed) = run_seeds(&profile, budget(), 1);
-    println!("{}", summary.line(elapsed));
-    explain(
-        &summary,
-        &profile,
-        "a_renew_deadline_judged_from_the_reply_is_caught",
-        "",
-    );
-    let (seed, v) = summary
-        .failing
-        .first()
-        .expect("the planted bug must give a violation within the budget");
-    println!(
-        "caught at seed {seed} after {} runs: {} {}",
-        summary.runs, v.rule, v.detail
-    );
+    expect_caught(&profile, "a_renew_deadline_judged_from_the_reply_is_caught");
 }
 
 /// Replays are bit-exact: the elector's retry jitter is drawn from the seed,
@@ -405,5 +370,25 @@ fn a_paused_parents_child_is_stopped_before_the_next_leader_starts_one() {
         summary.failing.is_empty(),
         "{} failing seeds",
         summary.failing.len()
+    );
+}
+
+/// A teeth test's run: the CI seed budget under `profile` must give a
+/// violation (SIM_SEED replays one seed instead).
+fn expect_caught(profile: &Profile, test: &str) {
+    if let Some(seed) = env_u64("SIM_SEED") {
+        replay(seed, profile);
+        return;
+    }
+    let (summary, elapsed) = run_seeds(profile, budget(), 1);
+    println!("{}", summary.line(elapsed));
+    explain(&summary, profile, test, "");
+    let (seed, v) = summary
+        .failing
+        .first()
+        .unwrap_or_else(|| panic!("{test}: the checker must find a violation within the budget"));
+    println!(
+        "caught at seed {seed} after {} runs: {} {}",
+        summary.runs, v.rule, v.detail
     );
 }
