@@ -227,6 +227,17 @@ def fmt(v, f: str) -> str:
     return f.format(v)
 
 
+def run_meta(args) -> dict:
+    """What a benchmark run's table heading says about it: timings, reps, binary, machine."""
+    return {
+        "timings": f"{args.lease_duration}/{args.renew_deadline}/{args.retry_period}",
+        "reps": args.reps, "crash_reps": args.crash_reps, "window": args.window,
+        "lease_elector_bin": os.path.relpath(args.lease_elector_bin, REPO),
+        "profile": profile_of(args.lease_elector_bin),
+        "machine": machine(),
+    }
+
+
 def print_table(heading: str, meta: dict, row_names: list[str], cells: dict[str, list[str]]) -> None:
     """The side-by-side table: one column per implementation (or N), one row per metric."""
     w0 = max(len(n) for n in row_names)

@@ -44,8 +44,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    IMPLS, REPO, ApiSnapshot, Candidate, Context, add_common_args, fmt, log, machine, print_table,
-    missing_binaries, need, profile_of, settled, with_fixture,
+    IMPLS, ApiSnapshot, Candidate, Context, add_common_args, fmt, log, print_table, run_meta,
+    missing_binaries, need, settled, with_fixture,
 )
 
 SAMPLE_INTERVAL = 0.010  # /leader sampling period during a failover
@@ -263,14 +263,7 @@ def main() -> int:
         return 2
 
     started = time.monotonic()
-    meta = {
-        "mode": "quick" if args.quick else "default",
-        "timings": f"{args.lease_duration}/{args.renew_deadline}/{args.retry_period}",
-        "reps": args.reps, "crash_reps": args.crash_reps, "window": args.window,
-        "lease_elector_bin": os.path.relpath(args.lease_elector_bin, REPO),
-        "profile": profile_of(args.lease_elector_bin),
-        "machine": machine(),
-    }
+    meta = {"mode": "quick" if args.quick else "default", **run_meta(args)}
     results = with_fixture(args, lambda ctx: {impl: run_impl(ctx, impl) for impl in impls})
     if results is None:
         return 1

@@ -43,8 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    IMPLS, REPO, ApiSnapshot, Candidate, LeaseWatch, add_common_args, apiserver_rss_kib, fmt, log, machine, print_table,
-    missing_binaries, need, profile_of, settled, with_fixture,
+    IMPLS, ApiSnapshot, Candidate, LeaseWatch, add_common_args, apiserver_rss_kib, fmt, log, print_table, run_meta,
+    missing_binaries, need, settled, with_fixture,
 )
 
 SETTLE_AFTER = 0.5  # seconds after the new holder before the request counters are read
@@ -304,13 +304,7 @@ def main() -> int:
         print(f"scale.py: missing {missing[0]} (run bench/run.sh --scale, which builds it)", file=sys.stderr)
         return 2
     started = time.monotonic()
-    meta = {
-        "timings": f"{args.lease_duration}/{args.renew_deadline}/{args.retry_period}",
-        "reps": args.reps, "crash_reps": args.crash_reps, "window": args.window,
-        "lease_elector_bin": os.path.relpath(args.lease_elector_bin, REPO),
-        "profile": profile_of(args.lease_elector_bin),
-        "machine": machine(),
-    }
+    meta = run_meta(args)
     results = with_fixture(args, lambda ctx: measure(ctx, impls, ns, args.leases))
     if results is None:
         return 1
