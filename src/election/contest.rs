@@ -5,33 +5,40 @@
 //! conflict and then read the Lease again: two requests per follower at the
 //! moment an operator least wants load. So a follower
 //!
-//! - waits a small delay fixed by its identity ([`stagger`]) before it writes,
-//!   and writes nothing if the watch shows a new holder first;
-//! - after losing a race (a conflict), waits for the watch to bring the
-//!   winner's record instead of reading it, and reads only if the watch says
-//!   nothing within [`Core::winner_due`].
+//! - waits its turn before it writes, and writes nothing if the watch shows a
+//!   new holder first. The turn is a fixed share of this follower's
+//!   [`Spread`], drawn from its identity ([`share`]);
+//! - widens its spread when it loses a race: a conflict means another
+//!   follower's turn came as early as its own, as seen by the API server.
+//!   Among a few candidates the spread stays at [`Spread::MIN`] and a
+//!   handover takes milliseconds; among a hundred on a busy server, the
+//!   losers of the first handovers move back until the first writer is alone
+//!   for longer than its record takes to reach the others' watches. A follower
+//!   cannot count its rivals, but it can count its own lost races;
+//! - after losing a race, waits for the watch to bring the winner's record
+//!   instead of reading it, and reads only if the watch says nothing within
+//!   [`Core::winner_due`].
 //!
-//! Neither changes what may be written: every write still carries the
+//! None of this changes what may be written: every write still carries the
 //! resourceVersion it read, and expiry is still judged on the local clock.
+//! The limit: a spread only narrows when its follower wins, so a follower
+//! that lost races in a storm keeps a wider turn (at most
+//! [`Spread::max`]) until it wins or restarts.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::requests::{Acquisition, Core};
+use super::settings::Timings;
 use crate::backend::{BackendError, LeaseBackend};
 
-/// The longest stagger: the largest delay a follower adds before it writes.
-pub(super) const MAX_STAGGER: Duration = Duration::from_millis(10);
-
-/// This identity's delay before it writes to a takeable Lease, in whole
-/// milliseconds (tokio's timer resolution) in `[0, MAX_STAGGER)`: a hash of
-/// the identity mapped so that few identities draw a short delay (the square
-/// root of a uniform value). Among many
-/// candidates the first writer is alone for a few ms, long enough for the
-/// others to see its record; among few, the first still writes within
-/// `MAX_STAGGER`.
-pub(super) fn stagger(identity: &str) -> Duration {
+/// This identity's share of the spread, in `[0, 1)`: a hash of the identity
+/// mapped so that few identities draw a small share (the square root of a
+/// uniform value). Among many candidates the first writer is then alone for
+/// a while, long enough for the others to see its record; among few, the
+/// first still writes early in the spread.
+pub(super) fn share(identity: &str) -> f64 {
     // FNV-1a, then MurmurHash3's finalizer so that identities differing in
     // one last character spread too: stable across builds, unlike std's hasher.
     let fnv = identity.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
@@ -43,8 +50,50 @@ pub(super) fn stagger(identity: &str) -> Duration {
     hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     hash ^= hash >> 33;
     let uniform = (hash >> 11) as f64 / (1u64 << 53) as f64;
-    let max_ms = MAX_STAGGER.as_millis() as f64;
-    Duration::from_millis((max_ms * uniform.sqrt()) as u64)
+    uniform.sqrt()
+}
+
+/// How widely this follower's turn is set: its turn comes at
+/// `share(identity) × spread` after it finds the Lease takeable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Spread(Duration);
+
+impl Default for Spread {
+    fn default() -> Self {
+        Spread(Self::MIN)
+    }
+}
+
+impl Spread {
+    /// Where every follower starts, and the narrowest spread.
+    pub const MIN: Duration = Duration::from_millis(10);
+
+    /// The widest spread: a quarter of retry_period, so that no turn makes a
+    /// handover slower than client-go's followers, which poll every
+    /// retry_period or later.
+    pub fn max(timings: &Timings) -> Duration {
+        (timings.retry_period / 4).max(Self::MIN)
+    }
+
+    /// How wide it is now.
+    pub fn width(self) -> Duration {
+        self.0
+    }
+
+    /// This follower's turn, in whole milliseconds (tokio's timer resolution).
+    pub fn turn(self, identity: &str) -> Duration {
+        Duration::from_millis((self.0.as_millis() as f64 * share(identity)) as u64)
+    }
+
+    /// After a lost race: twice as wide, up to [`Spread::max`].
+    pub fn widened(self, timings: &Timings) -> Self {
+        Spread((self.0 * 2).min(Self::max(timings)))
+    }
+
+    /// After a won race: half as wide, down to [`Spread::MIN`].
+    pub fn narrowed(self) -> Self {
+        Spread((self.0 / 2).max(Self::MIN))
+    }
 }
 
 /// Where a follower stands in one contest for the Lease.
@@ -98,7 +147,7 @@ impl<B: LeaseBackend> Core<B> {
         let now = Instant::now();
         match contest {
             Contest::Open => {
-                let at = now + stagger(&self.config.identity);
+                let at = now + self.spread.turn(&self.config.identity);
                 *contest = Contest::Staggered { at };
                 return Ok(Move::WaitUntil(at));
             }
@@ -107,9 +156,13 @@ impl<B: LeaseBackend> Core<B> {
         }
         *contest = Contest::Open;
         Ok(match self.try_acquire().await? {
-            Acquisition::Acquired => Move::Won,
+            Acquisition::Acquired => {
+                self.spread = self.spread.narrowed();
+                Move::Won
+            }
             Acquisition::HeldUntil(expiry) => Move::WaitUntil(expiry),
             Acquisition::Beaten => {
+                self.spread = self.spread.widened(&self.config.timings);
                 let read_at = now + self.winner_due();
                 let beaten = self.known.version().map(str::to_owned);
                 *contest = Contest::AwaitingWinner { beaten, read_at };
@@ -119,8 +172,10 @@ impl<B: LeaseBackend> Core<B> {
     }
 
     /// How long a beaten follower waits for the watch to show the winner
-    /// before it reads the Lease itself: a quarter of retry_period.
+    /// before it reads the Lease itself: retry_period. Nothing is urgent
+    /// then: someone holds a fresh record, and a busy server is not asked
+    /// again while its watch events are on their way.
     pub(super) fn winner_due(&self) -> Duration {
-        self.config.timings.retry_period / 4
+        self.config.timings.retry_period
     }
 }

@@ -115,6 +115,7 @@ impl<B: LeaseBackend> Elector<B> {
             known,
             report,
             jitter: settings::Jitter::random(),
+            spread: contest::Spread::default(),
             planted: None,
         };
         (Elector { core, resign }, handles)

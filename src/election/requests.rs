@@ -10,6 +10,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::observe::Knowledge;
 use super::record::{self, Observation, Verdict};
+use super::contest::Spread;
 use super::report::{self, Report, Verb};
 use super::settings::{ElectionConfig, Jitter, PlantedBug};
 use crate::backend::{BackendError, LeaseBackend};
@@ -21,6 +22,8 @@ pub(super) struct Core<B> {
     pub known: Knowledge,
     pub report: Report<B>,
     pub jitter: Jitter,
+    /// How widely this follower's turn at a takeable Lease is set.
+    pub spread: Spread,
     /// A broken rule planted by a simulation's teeth test; `None` always
     /// outside it.
     pub planted: Option<PlantedBug>,

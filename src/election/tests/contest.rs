@@ -1,7 +1,8 @@
-//! A herd-free contest for a takeable Lease: followers write in turn (their
-//! stagger), stand back once the watch shows a new holder, and after a lost
-//! race learn the winner from the watch rather than by reading.
+//! A herd-free contest for a takeable Lease: followers write in turn, stand
+//! back once the watch shows a new holder, widen their spread after a lost
+//! race and learn the winner from the watch rather than by reading.
 
+use super::super::contest::Spread;
 use super::*;
 
 /// A released Lease that candidate `id` has read, and is waiting its turn on.
@@ -49,13 +50,12 @@ async fn a_follower_that_lost_the_race_waits_for_the_watch_instead_of_reading() 
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_beaten_follower_reads_the_lease_when_the_watch_says_nothing_for_a_quarter_retry_period()
-{
+async fn a_beaten_follower_reads_the_lease_when_the_watch_says_nothing_for_a_retry_period() {
     let store = MemoryLease::new("test", "default");
     let mut b = released_and_read_by(&store, "b").await;
     store.write_spec_quietly(held_by("winner"));
     let beaten = b.until(|_| true).await + turn("b");
-    sleep(turn("b") + T.retry_period / 4 - Duration::from_millis(1)).await;
+    sleep(turn("b") + T.retry_period - Duration::from_millis(1)).await;
     assert_eq!(b.requests("get"), 1, "still waiting for the watch");
     sleep(Duration::from_millis(2)).await;
     assert_eq!(
@@ -92,4 +92,42 @@ async fn of_the_followers_of_a_released_lease_only_the_one_with_the_earliest_tur
     assert_eq!(holder_of(&store), first);
     let writes: u64 = followers.iter().map(|f| f.requests("update")).sum();
     assert_eq!(writes, 1, "one write for the handover");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_follower_that_lost_a_race_takes_its_next_turn_twice_as_late() {
+    let store = MemoryLease::new("test", "default");
+    // An identity whose turn is late enough to tell "twice as late" apart.
+    let id = &(0..)
+        .map(|i| format!("follower-{i}"))
+        .find(|id| turn(id) >= Duration::from_millis(4))
+        .unwrap();
+    let b = released_and_read_by(&store, id).await;
+    store.write_spec_quietly(held_by("winner"));
+    sleep(turn(id) + Duration::from_millis(1)).await;
+    assert_eq!(b.requests("update"), 1, "lost the first race");
+    store.write_spec(held_by("winner"));
+    sleep(T.retry_period).await;
+    store.write_spec(held_by(""));
+    let widened = Spread::default().widened(&T).turn(id);
+    assert!(widened >= turn(id) * 2, "{widened:?}");
+    sleep(widened - Duration::from_millis(1)).await;
+    assert_eq!(b.requests("update"), 1, "not at the old turn");
+    sleep(Duration::from_millis(2)).await;
+    assert_eq!(b.requests("update"), 2, "at the widened turn");
+    assert!(b.is_leader());
+}
+
+#[test]
+fn a_spread_widens_up_to_a_quarter_of_retry_period_and_narrows_down_to_its_minimum() {
+    let mut spread = Spread::default();
+    assert_eq!(spread.width(), Spread::MIN);
+    for _ in 0..20 {
+        spread = spread.widened(&T);
+    }
+    assert_eq!(spread.width(), T.retry_period / 4);
+    for _ in 0..20 {
+        spread = spread.narrowed();
+    }
+    assert_eq!(spread.width(), Spread::MIN);
 }
