@@ -55,20 +55,27 @@ class ForeignRelease(unittest.TestCase):
         self.assertFalse(v.cleared_under(h, "a", "b", at=9.6))
 
 
-class LateStepDown(unittest.TestCase):
+class BeyondValidity(unittest.TestCase):
+    LEASE = 3.0
+
     @staticmethod
     def record(history):
         return report.Record(terms={}, reported={}, impl={"a": "lease-elector", "b": "lease-elector"},
                              frozen={"a": [(4.0, 9.0)]}, samples={}, history=history, lives={},
                              clock_offset=0.0, faults=[])
 
-    def test_a_resumed_leader_that_wrote_nothing_is_a_late_step_down(self):
+    def judged(self, history):
         o = ("a", "b", 0.09, 9.0 + report.RESUME_ALLOWANCE)
-        self.assertTrue(report.late_step_down(o, self.record([(3.9, "MODIFIED", "a", 1, "5")])))
+        return report.beyond_validity(o, self.record(history), self.LEASE)
+
+    def test_a_resumed_leader_whose_last_write_is_older_than_its_validity_is_not_leading(self):
+        self.assertTrue(self.judged([(3.9, "MODIFIED", "a", 1, "5")]))
 
     def test_a_resumed_leader_that_renewed_is_leading_on(self):
-        o = ("a", "b", 0.09, 9.0 + report.RESUME_ALLOWANCE)
-        self.assertFalse(report.late_step_down(o, self.record([(9.12, "MODIFIED", "a", 1, "6")])))
+        self.assertFalse(self.judged([(3.9, "MODIFIED", "a", 1, "5"), (9.12, "MODIFIED", "a", 1, "6")]))
+
+    def test_a_leader_still_within_its_validity_is_leading_on(self):
+        self.assertFalse(self.judged([(6.5, "MODIFIED", "a", 1, "5")]))
 
 
 class Children(unittest.TestCase):
