@@ -82,7 +82,7 @@ impl Spread {
 
     /// This follower's turn, in whole milliseconds (tokio's timer resolution).
     pub fn turn(self, identity: &str) -> Duration {
-        Duration::from_millis((self.0.as_millis() as f64 * share(identity)) as u64)
+        Duration::from_millis((self.width().as_millis() as f64 * share(identity)) as u64)
     }
 
     /// After a lost race: twice as wide, up to [`Spread::max`].
