@@ -91,7 +91,7 @@ class Candidate:
                 str(self.ctx.lease_elector_bin),
                 "--lease", self.lease, "--namespace", "default", "--identity", self.identity,
                 "--lease-duration", t[0], "--renew-deadline", t[1], "--retry-period", t[2],
-                "--listen", f"127.0.0.1:{self.port}", "--log-level", "info",
+                "--listen", f"127.0.0.1:{self.port}", "--log-level", os.environ.get("BENCH_LOG_LEVEL", "info"),
             ]
         return [
             str(self.ctx.fixture_bin / "client-go-candidate"),

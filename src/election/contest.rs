@@ -10,6 +10,8 @@
 //!   [`Spread`], drawn from its identity ([`share`]);
 //! - widens its spread when it loses a race: a conflict means another
 //!   follower's turn came as early as its own, as seen by the API server.
+//!   Twice as wide, and at least as wide as the time the winner's record
+//!   took to arrive, counted from when the Lease became takeable.
 //!   Among a few candidates the spread stays at [`Spread::MIN`] and a
 //!   handover takes milliseconds; among a hundred on a busy server, the
 //!   losers of the first handovers move back until the first writer is alone
@@ -90,6 +92,15 @@ impl Spread {
         Spread((self.0 * 2).min(Self::max(timings)))
     }
 
+    /// Once a lost race's winner has reached this follower's watch, `waited`
+    /// after the Lease became takeable: at least that wide (up to
+    /// [`Spread::max`]), since every write sent before the winner's record
+    /// arrives is a conflict. A herd slows the server, so at the first lost
+    /// race this moves a follower far enough back at once.
+    pub fn covering(self, waited: Duration, timings: &Timings) -> Self {
+        Spread(self.0.max(waited).min(Self::max(timings)))
+    }
+
     /// After a won race: half as wide, down to [`Spread::MIN`].
     pub fn narrowed(self) -> Self {
         Spread((self.0 / 2).max(Self::MIN))
@@ -102,13 +113,15 @@ pub(super) enum Contest {
     /// Nothing pending: decide from what is known.
     #[default]
     Open,
-    /// The Lease is takeable; the write goes out at `at` unless the watch
-    /// shows a holder first.
-    Staggered { at: Instant },
-    /// Lost a race against the record at resourceVersion `beaten`; the
-    /// winner's record is due on the watch, else it is read at `read_at`.
+    /// The Lease has been takeable since `since`; the write goes out at `at`
+    /// unless the watch shows a holder first.
+    Staggered { since: Instant, at: Instant },
+    /// Lost a race against the record at resourceVersion `beaten`, which was
+    /// takeable since `since`; the winner's record is due on the watch, else
+    /// it is read at `read_at`.
     AwaitingWinner {
         beaten: Option<String>,
+        since: Instant,
         read_at: Instant,
     },
 }
@@ -126,15 +139,24 @@ impl<B: LeaseBackend> Core<B> {
     /// One step of the contest: decide, and write only when it is this
     /// candidate's turn.
     pub async fn contend(&mut self, contest: &mut Contest) -> Result<Move, BackendError> {
-        if let Contest::AwaitingWinner { beaten, read_at } = contest {
+        if let Contest::AwaitingWinner {
+            beaten,
+            since,
+            read_at,
+        } = contest
+        {
             let no_news = self.known.version() == beaten.as_deref();
             if no_news && Instant::now() < *read_at {
                 return Ok(Move::WaitUntil(*read_at));
             }
+            let since = *since;
             *contest = Contest::Open;
             if no_news {
                 tracing::debug!("the watch did not show the race's winner; reading the Lease");
                 self.refresh().await?;
+            } else {
+                let waited = Instant::now() - since;
+                self.spread = self.spread.covering(waited, &self.config.timings);
             }
         }
         if self.known.latest().is_none() {
@@ -148,12 +170,16 @@ impl<B: LeaseBackend> Core<B> {
         match contest {
             Contest::Open => {
                 let at = now + self.spread.turn(&self.config.identity);
-                *contest = Contest::Staggered { at };
+                *contest = Contest::Staggered { since: now, at };
                 return Ok(Move::WaitUntil(at));
             }
-            Contest::Staggered { at } if now < *at => return Ok(Move::WaitUntil(*at)),
+            Contest::Staggered { at, .. } if now < *at => return Ok(Move::WaitUntil(*at)),
             _ => {}
         }
+        let since = match contest {
+            Contest::Staggered { since, .. } => *since,
+            _ => now,
+        };
         *contest = Contest::Open;
         Ok(match self.try_acquire().await? {
             Acquisition::Acquired => {
@@ -165,7 +191,11 @@ impl<B: LeaseBackend> Core<B> {
                 self.spread = self.spread.widened(&self.config.timings);
                 let read_at = now + self.winner_due();
                 let beaten = self.known.version().map(str::to_owned);
-                *contest = Contest::AwaitingWinner { beaten, read_at };
+                *contest = Contest::AwaitingWinner {
+                    beaten,
+                    since,
+                    read_at,
+                };
                 Move::WaitUntil(read_at)
             }
         })

@@ -118,6 +118,31 @@ async fn a_follower_that_lost_a_race_takes_its_next_turn_twice_as_late() {
     assert!(b.is_leader());
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_beaten_follower_moves_its_turn_back_past_the_time_the_winner_took_to_arrive() {
+    let store = MemoryLease::new("test", "default");
+    let id = &(0..)
+        .map(|i| format!("follower-{i}"))
+        .find(|id| turn(id) >= Duration::from_millis(4))
+        .unwrap();
+    let b = released_and_read_by(&store, id).await;
+    store.write_spec_quietly(held_by("winner"));
+    sleep(turn(id) + Duration::from_millis(1)).await;
+    assert_eq!(b.requests("update"), 1, "lost the race");
+    // The winner's record reaches b's watch only 100 ms later.
+    sleep(Duration::from_millis(100)).await;
+    store.write_spec(held_by("winner"));
+    let waited = turn(id) + Duration::from_millis(101);
+    sleep(T.retry_period).await;
+    store.write_spec(held_by(""));
+    let next = Spread::default().covering(waited, &T).turn(id);
+    assert!(next > Spread::default().widened(&T).turn(id), "{next:?}");
+    sleep(next - Duration::from_millis(1)).await;
+    assert_eq!(b.requests("update"), 1, "not before its new turn");
+    sleep(Duration::from_millis(2)).await;
+    assert_eq!(b.requests("update"), 2, "at its new turn");
+}
+
 #[test]
 fn a_spread_widens_up_to_a_quarter_of_retry_period_and_narrows_down_to_its_minimum() {
     let mut spread = Spread::default();
@@ -126,6 +151,12 @@ fn a_spread_widens_up_to_a_quarter_of_retry_period_and_narrows_down_to_its_minim
         spread = spread.widened(&T);
     }
     assert_eq!(spread.width(), T.retry_period / 4);
+    let covering = Spread::default().covering(T.retry_period, &T);
+    assert_eq!(
+        covering.width(),
+        T.retry_period / 4,
+        "covering is capped too"
+    );
     for _ in 0..20 {
         spread = spread.narrowed();
     }
