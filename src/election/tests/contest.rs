@@ -94,18 +94,29 @@ async fn of_the_followers_of_a_released_lease_only_the_one_with_the_earliest_tur
     assert_eq!(writes, 1, "one write for the handover");
 }
 
+/// An identity whose turn is late enough to tell a moved turn apart.
+fn late_turn_identity() -> String {
+    (0..)
+        .map(|i| format!("follower-{i}"))
+        .find(|id| turn(id) >= Duration::from_millis(4))
+        .unwrap()
+}
+
+/// Candidate `id` read a released Lease and, at its turn, lost the race to
+/// "winner", whose record its watch has not shown yet.
+async fn beaten_at_its_turn(store: &MemoryLease, id: &str) -> Candidate {
+    let b = released_and_read_by(store, id).await;
+    store.write_spec_quietly(held_by("winner"));
+    sleep(turn(id) + Duration::from_millis(1)).await;
+    assert_eq!(b.requests("update"), 1, "lost the race");
+    b
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_follower_that_lost_a_race_takes_its_next_turn_twice_as_late() {
     let store = MemoryLease::new("test", "default");
-    // An identity whose turn is late enough to tell "twice as late" apart.
-    let id = &(0..)
-        .map(|i| format!("follower-{i}"))
-        .find(|id| turn(id) >= Duration::from_millis(4))
-        .unwrap();
-    let b = released_and_read_by(&store, id).await;
-    store.write_spec_quietly(held_by("winner"));
-    sleep(turn(id) + Duration::from_millis(1)).await;
-    assert_eq!(b.requests("update"), 1, "lost the first race");
+    let id = &late_turn_identity();
+    let b = beaten_at_its_turn(&store, id).await;
     store.write_spec(held_by("winner"));
     sleep(T.retry_period).await;
     store.write_spec(held_by(""));
@@ -121,14 +132,8 @@ async fn a_follower_that_lost_a_race_takes_its_next_turn_twice_as_late() {
 #[tokio::test(start_paused = true)]
 async fn a_beaten_follower_moves_its_turn_back_past_the_time_the_winner_took_to_arrive() {
     let store = MemoryLease::new("test", "default");
-    let id = &(0..)
-        .map(|i| format!("follower-{i}"))
-        .find(|id| turn(id) >= Duration::from_millis(4))
-        .unwrap();
-    let b = released_and_read_by(&store, id).await;
-    store.write_spec_quietly(held_by("winner"));
-    sleep(turn(id) + Duration::from_millis(1)).await;
-    assert_eq!(b.requests("update"), 1, "lost the race");
+    let id = &late_turn_identity();
+    let b = beaten_at_its_turn(&store, id).await;
     // The winner's record reaches b's watch only 100 ms later.
     sleep(Duration::from_millis(100)).await;
     store.write_spec(held_by("winner"));
