@@ -7,12 +7,12 @@
 //!
 //! - waits its turn before it writes, and writes nothing if the watch shows a
 //!   new holder first. The turn is a fixed share of this follower's
-//!   [`Spread`], drawn from its identity ([`share`]);
+//!   `Spread` (`spread.rs`), drawn from its identity;
 //! - widens its spread when it loses a race: a conflict means another
 //!   follower's turn came as early as its own, as seen by the API server.
 //!   Twice as wide, and at least as wide as the time the winner's record
 //!   took to arrive, counted from when the Lease became takeable.
-//!   Among a few candidates the spread stays at [`Spread::MIN`] and a
+//!   Among a few candidates the spread stays at `Spread::MIN` and a
 //!   handover takes milliseconds; among a hundred on a busy server, the
 //!   losers of the first handovers move back until the first writer is alone
 //!   for longer than its record takes to reach the others' watches. A follower
@@ -25,87 +25,14 @@
 //! resourceVersion it read, and expiry is still judged on the local clock.
 //! The limit: a spread only narrows when its follower wins, so a follower
 //! that lost races in a storm keeps a wider turn (at most
-//! [`Spread::max`]) until it wins or restarts.
+//! `Spread::max`) until it wins or restarts.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::requests::{Acquisition, Core};
-use super::settings::Timings;
 use crate::backend::{BackendError, LeaseBackend};
-
-/// This identity's share of the spread, in `[0, 1)`: a hash of the identity
-/// mapped so that few identities draw a small share (the square root of a
-/// uniform value). Among many candidates the first writer is then alone for
-/// a while, long enough for the others to see its record; among few, the
-/// first still writes early in the spread.
-pub(super) fn share(identity: &str) -> f64 {
-    // FNV-1a, then MurmurHash3's finalizer so that identities differing in
-    // one last character spread too: stable across builds, unlike std's hasher.
-    let fnv = identity.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let mut hash = fnv ^ (fnv >> 33);
-    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    hash ^= hash >> 33;
-    let uniform = (hash >> 11) as f64 / (1u64 << 53) as f64;
-    uniform.sqrt()
-}
-
-/// How widely this follower's turn is set: its turn comes at
-/// `share(identity) × spread` after it finds the Lease takeable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Spread(Duration);
-
-impl Default for Spread {
-    fn default() -> Self {
-        Spread(Self::MIN)
-    }
-}
-
-impl Spread {
-    /// Where every follower starts, and the narrowest spread.
-    pub const MIN: Duration = Duration::from_millis(10);
-
-    /// The widest spread: a quarter of retry_period, so that no turn makes a
-    /// handover slower than client-go's followers, which poll every
-    /// retry_period or later.
-    pub fn max(timings: &Timings) -> Duration {
-        (timings.retry_period / 4).max(Self::MIN)
-    }
-
-    /// How wide it is now.
-    pub fn width(self) -> Duration {
-        self.0
-    }
-
-    /// This follower's turn, in whole milliseconds (tokio's timer resolution).
-    pub fn turn(self, identity: &str) -> Duration {
-        Duration::from_millis((self.width().as_millis() as f64 * share(identity)) as u64)
-    }
-
-    /// After a lost race: twice as wide, up to [`Spread::max`].
-    pub fn widened(self, timings: &Timings) -> Self {
-        Spread((self.0 * 2).min(Self::max(timings)))
-    }
-
-    /// Once a lost race's winner has reached this follower's watch, `waited`
-    /// after the Lease became takeable: at least that wide (up to
-    /// [`Spread::max`]), since every write sent before the winner's record
-    /// arrives is a conflict. A herd slows the server, so at the first lost
-    /// race this moves a follower far enough back at once.
-    pub fn covering(self, waited: Duration, timings: &Timings) -> Self {
-        Spread(self.0.max(waited).min(Self::max(timings)))
-    }
-
-    /// After a won race: half as wide, down to [`Spread::MIN`].
-    pub fn narrowed(self) -> Self {
-        Spread((self.0 / 2).max(Self::MIN))
-    }
-}
 
 /// Where a follower stands in one contest for the Lease.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -139,25 +66,8 @@ impl<B: LeaseBackend> Core<B> {
     /// One step of the contest: decide, and write only when it is this
     /// candidate's turn.
     pub async fn contend(&mut self, contest: &mut Contest) -> Result<Move, BackendError> {
-        if let Contest::AwaitingWinner {
-            beaten,
-            since,
-            read_at,
-        } = contest
-        {
-            let no_news = self.known.version() == beaten.as_deref();
-            if no_news && Instant::now() < *read_at {
-                return Ok(Move::WaitUntil(*read_at));
-            }
-            let since = *since;
-            *contest = Contest::Open;
-            if no_news {
-                tracing::debug!("the watch did not show the race's winner; reading the Lease");
-                self.refresh().await?;
-            } else {
-                let waited = Instant::now() - since;
-                self.spread = self.spread.covering(waited, &self.config.timings);
-            }
+        if let Some(wait) = self.await_winner(contest).await? {
+            return Ok(wait);
         }
         if self.known.latest().is_none() {
             self.refresh().await?;
@@ -199,6 +109,34 @@ impl<B: LeaseBackend> Core<B> {
                 Move::WaitUntil(read_at)
             }
         })
+    }
+
+    /// After a lost race: waits while the winner's record is due on the
+    /// watch; once it came, widens the spread to cover the time it took; if
+    /// it did not come in time, reads the Lease. `None`: decide afresh.
+    async fn await_winner(&mut self, contest: &mut Contest) -> Result<Option<Move>, BackendError> {
+        let Contest::AwaitingWinner {
+            beaten,
+            since,
+            read_at,
+        } = contest
+        else {
+            return Ok(None);
+        };
+        let no_news = self.known.version() == beaten.as_deref();
+        if no_news && Instant::now() < *read_at {
+            return Ok(Some(Move::WaitUntil(*read_at)));
+        }
+        let since = *since;
+        *contest = Contest::Open;
+        if no_news {
+            tracing::debug!("the watch did not show the race's winner; reading the Lease");
+            self.refresh().await?;
+        } else {
+            let waited = Instant::now() - since;
+            self.spread = self.spread.covering(waited, &self.config.timings);
+        }
+        Ok(None)
     }
 
     /// How long a beaten follower waits for the watch to show the winner

@@ -53,6 +53,7 @@ pub mod record;
 mod report;
 mod requests;
 mod settings;
+mod spread;
 mod stream;
 mod while_leader;
 
@@ -115,7 +116,7 @@ impl<B: LeaseBackend> Elector<B> {
             known,
             report,
             jitter: settings::Jitter::random(),
-            spread: contest::Spread::default(),
+            spread: spread::Spread::default(),
             planted: None,
         };
         (Elector { core, resign }, handles)

@@ -8,11 +8,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tokio::time::{Instant, timeout};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::contest::Spread;
 use super::observe::Knowledge;
 use super::record::{self, Observation, Verdict};
 use super::report::{self, Report, Verb};
 use super::settings::{ElectionConfig, Jitter, PlantedBug};
+use super::spread::Spread;
 use crate::backend::{BackendError, LeaseBackend};
 
 /// The elector's state, besides its phase.

@@ -122,7 +122,7 @@ fn candidate_with(store: &MemoryLease, id: &str, release_on_cancel: bool) -> Can
 /// How long candidate `id` waits before writing a takeable Lease while its
 /// spread is the initial one (its turn).
 fn turn(id: &str) -> Duration {
-    super::contest::Spread::default().turn(id)
+    super::spread::Spread::default().turn(id)
 }
 
 fn held_by(holder: &str) -> LeaseSpec {

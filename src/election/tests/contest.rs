@@ -2,7 +2,7 @@
 //! back once the watch shows a new holder, widen their spread after a lost
 //! race and learn the winner from the watch rather than by reading.
 
-use super::super::contest::Spread;
+use super::super::spread::Spread;
 use super::*;
 
 /// A released Lease that candidate `id` has read, and is waiting its turn on.
